@@ -1,0 +1,6 @@
+namespace SiaExporter;
+
+public static class Program
+{
+    public static int Main(string[] args) => 0;
+}
