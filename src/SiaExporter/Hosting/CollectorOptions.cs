@@ -45,6 +45,8 @@ public sealed class CollectorOptions
     public int LogTop { get; init; } = 5;
     /// <summary>How often counters are flushed to SQLite (FLUSH_INTERVAL), on the boundary.</summary>
     public TimeSpan FlushInterval { get; init; } = TimeSpan.FromMinutes(1);
+    /// <summary>How the egress (and skb-path ingress) program is attached (TC_ATTACH): auto (TCX link, else a netlink clsact filter), tcx, netlink.</summary>
+    public string TcAttach { get; init; } = "auto";
 
     public bool ApiPushEnabled => !string.IsNullOrEmpty(ApiEndpoint) && !string.IsNullOrEmpty(ApiToken);
 
