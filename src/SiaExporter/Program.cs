@@ -1,6 +1,59 @@
+using SiaExporter.Hosting;
+
 namespace SiaExporter;
 
 public static class Program
 {
-    public static int Main(string[] args) => 0;
+    public const string Usage = """
+        usage: collector [run] [--SETTING VALUE ...]          the daemon: attach, serve /metrics, flush to SQLite, log top clients
+               collector top [--since 1h] [--limit 20]       top clients from the SQLite history
+               collector export --format csv|json [--since T] [--until T]   history rows to stdout
+               collector detach [--purge]                    detach the programs left attached; --purge also removes the pinned counters
+               collector version                             version, libbpf version, kernel features found
+
+        Settings are environment variables (read from /etc/collector.env when it exists, or --config FILE);
+        the same name as a --kebab-case flag overrides them (INTERFACE <-> --interface). See README.md.
+        """;
+
+    public static async Task<int> Main(string[] args)
+    {
+        try
+        {
+            var environment = Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
+                .ToDictionary(e => (string)e.Key, e => (string?)e.Value, StringComparer.Ordinal);
+            var (values, rest) = CollectorSettings.Collect(args, environment);
+            var command = rest.Count > 0 ? rest[0] : "run";
+            var commandArgs = rest.Skip(1).ToArray();
+            switch (command)
+            {
+                case "run":
+                    return await DaemonCommand.RunAsync(CollectorSettings.Parse(values), commandArgs).ConfigureAwait(false);
+                case "top":
+                    return Commands.Top(CollectorSettings.Parse(values, () => "unused"), commandArgs);
+                case "export":
+                    return Commands.Export(CollectorSettings.Parse(values, () => "unused"), commandArgs);
+                case "detach":
+                    return Commands.Detach(CollectorSettings.Parse(values, () => "unused"), commandArgs);
+                case "version" or "--version" or "-V":
+                    return Commands.Version(values);
+                case "help" or "--help" or "-h":
+                    Console.Out.WriteLine(Usage);
+                    return 0;
+                default:
+                    Console.Error.WriteLine($"collector: unknown command '{command}'");
+                    Console.Error.WriteLine(Usage);
+                    return 2;
+            }
+        }
+        catch (SettingsException e)
+        {
+            foreach (var problem in e.Problems) Console.Error.WriteLine($"collector: bad setting: {problem}");
+            return 2;
+        }
+        catch (OperatorException e)
+        {
+            Console.Error.WriteLine($"collector: error: {e.Message}");
+            return 1;
+        }
+    }
 }
