@@ -172,7 +172,7 @@ internal static partial class WebConfigParser
         {
             leaf = X509Certificate2.CreateFromPem(certPem, keyPem);
         }
-        catch (CryptographicException e)
+        catch (Exception e) when (e is CryptographicException or ArgumentException)
         {
             throw Error(path, keyNode.Node, keyField, $"{keyPath ?? "inline key"}: {DescribeKeyProblem(keyPem)}", e);
         }
