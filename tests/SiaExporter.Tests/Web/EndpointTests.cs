@@ -2,6 +2,8 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Sockets;
 using System.Text;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Configuration;
 using SiaExporter.Web;
 using Xunit;
 
@@ -206,5 +208,28 @@ public sealed class EndpointTests : IDisposable
         catch (HttpRequestException)
         {
         }
+    }
+
+    [Fact]
+    public async Task Urls_and_kestrel_endpoints_from_configuration_open_no_other_port()
+    {
+        var leakPort = TestPki.FreePort();
+        var urlsPort = TestPki.FreePort();
+        await using var server = await TestServer.StartAsync(Config(users: false), builder =>
+        {
+            builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+            {
+                ["Kestrel:Endpoints:Leak:Url"] = $"http://127.0.0.1:{leakPort}",
+                ["urls"] = $"http://127.0.0.1:{urlsPort}",
+            });
+            builder.WebHost.UseUrls($"http://127.0.0.1:{urlsPort}");
+        });
+        foreach (var port in new[] { leakPort, urlsPort })
+        {
+            using var tcp = new TcpClient();
+            await Assert.ThrowsAsync<SocketException>(async () => await tcp.ConnectAsync(IPAddress.Loopback, port));
+        }
+        using var client = _pki.HttpClient();
+        Assert.Equal(TestServer.MetricsText, await client.GetStringAsync($"https://127.0.0.1:{server.Port}/metrics"));
     }
 }

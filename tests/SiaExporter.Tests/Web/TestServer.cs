@@ -24,11 +24,12 @@ public sealed class TestServer : IAsyncDisposable
 
     public int Port { get; }
 
-    public static async Task<TestServer> StartAsync(WebConfig? web)
+    public static async Task<TestServer> StartAsync(WebConfig? web, Action<WebApplicationBuilder>? tweak = null)
     {
         var port = TestPki.FreePort();
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [], EnvironmentName = "Production" });
         builder.Logging.ClearProviders();
+        tweak?.Invoke(builder);
         builder.ConfigureCollectorEndpoint(new ListenAddress("127.0.0.1", port), web);
         var app = builder.Build();
         app.MapGet("/metrics", () => Results.Text(MetricsText, "text/plain; version=0.0.4; charset=utf-8"));
