@@ -256,7 +256,13 @@ static __always_inline int parse(void *ctx, int is_xdp, void *data, void *data_e
 		off += sizeof(*vh);
 	}
 
+	/*
+	 * Fields only some paths set are zeroed here: clang may copy the whole
+	 * struct, and the verifier rejects reading a never-written register.
+	 */
 	p->frag = FRAG_NONE;
+	p->frag_id = 0;
+	p->frag_proto = 0;
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = cur;
 		__u16 frag_off;
