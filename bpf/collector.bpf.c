@@ -370,11 +370,10 @@ struct frame {
  * run past data_end (before any map was touched).
  *
  * Verifier note: everything the caller needs leaves here as scalars on the
- * stack. The parser has many paths (VLAN depth, IPv4/IPv6, each extension
- * header chain), each with a differently offset packet pointer; with no
- * packet pointer live afterwards, those paths' states prune at the counting
- * code instead of each being walked through it (which blew the 1M
- * instruction limit).
+ * stack. The parser's paths (VLAN depth, IPv4/IPv6, options) each leave a
+ * differently offset packet pointer; with none live afterwards, their states
+ * prune at the counting code instead of each being walked through it again
+ * (and through the second parse after a pull in the tc programs).
  *
  * The non-counted path touches only port_classes (an inlined array lookup),
  * except for later fragments, which need frag_classes.
@@ -516,13 +515,16 @@ static __always_inline int classify_skb(struct __sk_buff *skb, __u32 dir, int wa
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
-	__u32 len = skb->len;
+	__u32 want = skb->len;
 	int r;
 
 	r = classify_frame(skb, 0, data, data_end, dir, want_hdr_len, f);
-	if (r != PARSE_SHORT || data_end - data >= len || data_end - data >= PULL_LEN)
+	if (want > PULL_LEN)
+		want = PULL_LEN;
+	/* Compared as pointers: pointer - pointer is refused without CAP_PERFMON. */
+	if (r != PARSE_SHORT || data + want <= data_end)
 		return r;
-	if (bpf_skb_pull_data(skb, len < PULL_LEN ? len : PULL_LEN))
+	if (bpf_skb_pull_data(skb, want))
 		return PARSE_SKIP;
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
