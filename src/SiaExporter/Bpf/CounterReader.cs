@@ -14,7 +14,7 @@ namespace SiaExporter.Bpf;
 internal sealed unsafe class CounterReader : ICounterSource, IDisposable
 {
     /// <summary>Upper bound of the per-call values buffer.</summary>
-    private const int BatchBufferBytes = 4 << 20;
+    private const int BatchBufferBytes = 1 << 20;
 
     private readonly int _clientsFd;
     private readonly int _aggregatesFd;

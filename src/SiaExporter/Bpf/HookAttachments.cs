@@ -90,6 +90,14 @@ internal sealed class HookAttachments : IDisposable
 
     public void Dispose() => Detach();
 
+    /// <summary>Closes our fds but leaves every program attached and its link pinned, as a crash
+    /// would (tests of the restart path; an in-place upgrade).</summary>
+    public void ReleaseWithoutDetaching()
+    {
+        _detached = true;
+        foreach (var attachment in _attachments) attachment.Dispose();
+    }
+
     /// <summary>
     /// `collector detach`: removes every link pinned under <paramref name="pinDirectory"/> and our
     /// netlink filters on <paramref name="interfaces"/>. Returns how many were removed.
@@ -203,6 +211,11 @@ internal sealed class HookAttachments : IDisposable
                     _tcxUnavailable = true;
                     logger.LogWarning("TCX links are not available ({Errno}; kernel < 6.6?): attaching tc programs as netlink clsact filters",
                         e.ErrnoName);
+                }
+                catch (BpfException e) when (tcAttach == TcAttachMode.Tcx && e.Errno is Errno.EINVAL or Errno.EOPNOTSUPP or Errno.ENOTSUPP)
+                {
+                    throw new OperatorException($"TCX links are not available on this kernel ({e.ErrnoName}; kernel 6.6 or newer is needed)",
+                        "set TC_ATTACH=auto or TC_ATTACH=netlink", e);
                 }
             }
             RemovePinned(name, hook);
