@@ -56,7 +56,9 @@ internal sealed class HookAttachments : IDisposable
         }
         catch
         {
-            foreach (var attachment in attachments) attachment.Detach();
+            // as after a crash: pinned links (adopted or new) keep counting into the pinned maps
+            // until the next start; unpinned links die with their fds
+            foreach (var attachment in attachments) attachment.Dispose();
             throw;
         }
         foreach (var a in attachments)
