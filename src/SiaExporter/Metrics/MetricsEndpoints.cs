@@ -1,17 +1,25 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
-using Prometheus;
 
 namespace SiaExporter.Metrics;
 
-/// <summary>Routes for the host: <c>app.MapSiaMetrics(exporter)</c> serves /metrics and /.</summary>
+/// <summary>Routes for the host: <c>app.MapSiaMetrics(exporter)</c> and <c>app.MapSiaIndexPage(page)</c>.</summary>
 public static class MetricsEndpoints
 {
-    /// <summary>/metrics from the exporter's own registry (prometheus-net's handler: text format,
-    /// OpenMetrics when asked for). Returns the route builder so auth can be required on it.</summary>
+    /// <summary>
+    /// /metrics from the exporter's own registry, in the Prometheus text format. Not
+    /// prometheus-net.AspNetCore's MapMetrics: that handler lets two overlapping scrapes
+    /// interleave (one could serialize half of the other's update, breaking sum == host total),
+    /// and writes to the socket while collecting. Returns the route builder so auth can be added.
+    /// </summary>
     public static IEndpointConventionBuilder MapSiaMetrics(this IEndpointRouteBuilder endpoints, MetricsExporter exporter, string pattern = "/metrics") =>
-        endpoints.MapMetrics(settings => settings.Registry = exporter.Registry, pattern);
+        endpoints.MapGet(pattern, async (HttpContext context) =>
+        {
+            context.Response.ContentType = MetricsExporter.ContentType;
+            context.Response.Headers.CacheControl = "no-store";
+            await exporter.WriteScrapeAsync(context.Response.Body, context.RequestAborted).ConfigureAwait(false);
+        });
 
     /// <summary>The small HTML page: the busiest clients now and a link to /metrics.</summary>
     public static IEndpointConventionBuilder MapSiaIndexPage(this IEndpointRouteBuilder endpoints, IndexPage page, string pattern = "/") =>

@@ -55,6 +55,8 @@ public sealed class MetricsExporter
     private readonly ILogger _logger;
     private readonly string _statePath;
     private readonly Lock _gate = new();
+    private readonly SemaphoreSlim _scrapeGate = new(1, 1);
+    private int _lastSize;
     private readonly ActivityTracker _activity = new();
 
     private readonly Counter _bytes;
@@ -87,6 +89,13 @@ public sealed class MetricsExporter
     private sealed record SlotSeries(Counter.Child HostBytes, Counter.Child HostPackets, Counter.Child OtherBytes, Counter.Child OtherPackets);
 
     public MetricsExporter(CollectorOptions options, Func<CounterSnapshot> snapshots, MetricsSources? sources = null, ILogger? logger = null)
+        : this(options, snapshots, sources, logger, processMetrics: true)
+    {
+    }
+
+    /// <summary><paramref name="processMetrics"/> false leaves out process_* and dotnet_* (they cost
+    /// a few milliseconds per scrape reading /proc; tests that scrape thousands of times skip them).</summary>
+    internal MetricsExporter(CollectorOptions options, Func<CounterSnapshot> snapshots, MetricsSources? sources, ILogger? logger, bool processMetrics)
     {
         ConfigureDefaultRegistry();
         _options = options;
@@ -129,7 +138,7 @@ public sealed class MetricsExporter
         _mapCapacity.Set(_sources.MapCapacity ?? options.MaxClients);
         f.CreateGauge("sia_exporter_build_info", "Version of the exporter and the host it runs on; always 1.", "version", "hostname")
             .WithLabels(_sources.Version ?? DefaultVersion, options.SiaHostname).Set(1);
-        DotNetStats.Register(Registry);
+        if (processMetrics) DotNetStats.Register(Registry);
 
         var saved = PublicationStateFile.TryRead(_statePath, out var problem);
         if (problem is not null)
@@ -166,11 +175,37 @@ public sealed class MetricsExporter
         }
     }
 
+    /// <summary>Content type of what <see cref="WriteScrapeAsync"/> writes.</summary>
+    public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+    /// <summary>
+    /// One whole scrape (update and serialization) into <paramref name="to"/>. Scrapes are
+    /// serialized and buffered: two overlapping scrapes cannot interleave, so every exposition
+    /// shows one consistent state (sum over client == host total), and a slow reader does not
+    /// hold up the next scrape.
+    /// </summary>
+    public async Task WriteScrapeAsync(Stream to, CancellationToken cancel = default)
+    {
+        using var buffer = new MemoryStream(_lastSize + 4096);
+        await _scrapeGate.WaitAsync(cancel).ConfigureAwait(false);
+        try
+        {
+            await Registry.CollectAndExportAsTextAsync(buffer, ExpositionFormat.PrometheusText, cancel).ConfigureAwait(false);
+        }
+        finally
+        {
+            _scrapeGate.Release();
+        }
+        _lastSize = (int)Math.Min(buffer.Length, 64 << 20);
+        buffer.Position = 0;
+        await buffer.CopyToAsync(to, cancel).ConfigureAwait(false);
+    }
+
     /// <summary>The exposition text of one scrape (what /metrics serves), without Kestrel.</summary>
     public async Task<string> ExportTextAsync(CancellationToken cancel = default)
     {
         using var stream = new MemoryStream();
-        await Registry.CollectAndExportAsTextAsync(stream, cancel).ConfigureAwait(false);
+        await WriteScrapeAsync(stream, cancel).ConfigureAwait(false);
         return Encoding.UTF8.GetString(stream.GetBuffer(), 0, (int)stream.Length);
     }
 
