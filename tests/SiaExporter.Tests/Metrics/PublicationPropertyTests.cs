@@ -42,6 +42,8 @@ public sealed class PublicationPropertyTests
         for (var step = 0; step < 400; step++)
         {
             kernel.Now += TimeSpan.FromSeconds(random.Next(1, 30));
+            var added = new Dictionary<ClientAddress, ulong[]>();
+            var evictedNow = new HashSet<ClientAddress>();
             // Maps recreated before this step's traffic (traffic counted before it is lost with them).
             var restart = random.NextDouble() < 0.03;
             if (random.NextDouble() < 0.01 || step == 200)
@@ -52,6 +54,14 @@ public sealed class PublicationPropertyTests
                 if (restart) freshStart = true; // recreated while the daemon was down: a new start
             }
             // A window of active clients drifts through the pool, so clients go idle and new ones come.
+            if (random.NextDouble() < 0.05 && previous?.Of("sia_traffic_bytes_total").Select(s => s.Labels["client"]).FirstOrDefault(c => c != "other") is { } busy)
+            {
+                // Evicted and back within one scrape interval: the exporter never sees it absent,
+                // only an entry that restarted from zero (or, if it already caught up, nothing).
+                kernel.Evict(ClientAddress.Parse(busy));
+                evictedNow.Add(ClientAddress.Parse(busy));
+                evictions++;
+            }
             var window = step / 3;
             var active = random.Next(3, 25);
             for (var k = 0; k < active; k++)
@@ -63,6 +73,9 @@ public sealed class PublicationPropertyTests
                 var packets = 1 + bytes / 1400;
                 if (evicted.Remove(client)) returns++;
                 kernel.Add(client, slot, bytes, packets);
+                if (!added.TryGetValue(client, out var lanes)) added[client] = lanes = new ulong[kernel.Classes.SlotCount * 2];
+                lanes[2 * slot] += bytes;
+                lanes[2 * slot + 1] += packets;
                 host[2 * slot] += bytes;
                 host[2 * slot + 1] += packets;
             }
@@ -81,6 +94,7 @@ public sealed class PublicationPropertyTests
                     : kernel.Clients.ElementAt(random.Next(kernel.Clients.Count()));
                 kernel.Evict(victim);
                 evicted.Add(victim);
+                evictedNow.Add(victim);
                 evictions++;
             }
             if (restart)
@@ -108,6 +122,22 @@ public sealed class PublicationPropertyTests
                 var last = kernel.LastChanged[ClientAddress.Parse(client)];
                 if (last < activeSince) last = activeSince;
                 Assert.True(last >= kernel.Now - idle, $"seed {seed} step {step}: {client} is idle since {kernel.Now - last} but still shown");
+            }
+            // A client shown before and now grew by exactly its traffic of the step (also across a
+            // restart or a map recreation); only one evicted in this step lost what it did before.
+            if (previous is not null && !freshStart)
+            {
+                foreach (var (key, labels, value) in now.Of("sia_traffic_bytes_total").Concat(now.Of("sia_traffic_packets_total")))
+                {
+                    if (labels["client"] == "other" || !previous.Values.TryGetValue(key, out var before)) continue;
+                    var client = ClientAddress.Parse(labels["client"]);
+                    if (evictedNow.Contains(client)) continue;
+                    var slot = PortClassSet.Slot(kernel.Classes.IndexOf(PortClass.Parse(labels["port"] + "/" + labels["proto"])), labels["direction"] == "up" ? Direction.Up : Direction.Down);
+                    var lane = 2 * slot + (key.StartsWith("sia_traffic_bytes", StringComparison.Ordinal) ? 0 : 1);
+                    var expected = added.TryGetValue(client, out var l) ? l[lane] : 0;
+                    Assert.True(Exposition.Exact(value) - Exposition.Exact(before) == expected,
+                        $"seed {seed} step {step}: {key} grew by {value - before}, the client sent {expected}");
+                }
             }
             maxPublished = Math.Max(maxPublished, shownClients.Count);
             previous = now;
