@@ -154,6 +154,9 @@ public sealed class MetricsExporter
 
     public CollectorRegistry Registry { get; }
 
+    /// <summary>What the last <see cref="Update"/> took (also sia_exporter_scrape_duration_seconds).</summary>
+    public TimeSpan LastUpdateDuration { get; private set; }
+
     /// <summary>The assembly's informational version without the source revision suffix.</summary>
     public static string DefaultVersion
     {
@@ -229,7 +232,8 @@ public sealed class MetricsExporter
             _mapReadDuration.Set((_sources.LastMapReadDuration?.Invoke() ?? Stopwatch.GetElapsedTime(started)).TotalSeconds);
             if (!ReferenceEquals(snapshot, _last)) Publish(snapshot);
             PublishSelfMetrics();
-            _scrapeDuration.Set(Stopwatch.GetElapsedTime(started).TotalSeconds);
+            LastUpdateDuration = Stopwatch.GetElapsedTime(started);
+            _scrapeDuration.Set(LastUpdateDuration.TotalSeconds);
         }
     }
 
