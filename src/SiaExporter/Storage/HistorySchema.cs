@@ -8,10 +8,11 @@ namespace SiaExporter.Storage;
 /// The history tables. <c>traffic</c> keeps the original collector's columns (one row per client
 /// per 5-minute bucket, bytes only, the three default classes); everything else sits beside it:
 /// <list type="bullet">
-/// <item><c>traffic_detail</c>: every port class, bytes and packets, one row per bucket, client,
-/// class and direction (long format).</item>
-/// <item><c>traffic_host</c>: the kernel's exact host totals per bucket, class and direction,
-/// to check the sum over clients (including <c>overflow</c>) against.</item>
+/// <item><c>traffic_detail</c>: every port class, bytes and packets, one row per bucket, client
+/// and class (long in the class, both directions in columns named like traffic's up_/down_: half
+/// the rows of one row per direction, so half the statements per flush and a third less disk).</item>
+/// <item><c>traffic_host</c>: the kernel's exact host totals per bucket and class, to check the
+/// sum over clients (including <c>overflow</c>) against.</item>
 /// <item><c>counter_baseline</c>: the counter values already written, per client, stored in the
 /// same transaction as the deltas (exactly once across crashes).</item>
 /// <item><c>collector_state</c>: which map generation and port classes the baseline belongs to.</item>
@@ -51,23 +52,25 @@ public static class HistorySchema
             timestamp     INTEGER NOT NULL
         );
         CREATE TABLE IF NOT EXISTS traffic_detail (
-            bucket    INTEGER NOT NULL,
-            client_ip TEXT    NOT NULL,
-            port      INTEGER NOT NULL,
-            proto     TEXT    NOT NULL,
-            direction TEXT    NOT NULL,
-            bytes     INTEGER NOT NULL,
-            packets   INTEGER NOT NULL,
-            PRIMARY KEY (bucket, client_ip, port, proto, direction)
+            bucket       INTEGER NOT NULL,
+            client_ip    TEXT    NOT NULL,
+            port         INTEGER NOT NULL,
+            proto        TEXT    NOT NULL,
+            up_bytes     INTEGER NOT NULL,
+            down_bytes   INTEGER NOT NULL,
+            up_packets   INTEGER NOT NULL,
+            down_packets INTEGER NOT NULL,
+            PRIMARY KEY (bucket, client_ip, port, proto)
         ) WITHOUT ROWID;
         CREATE TABLE IF NOT EXISTS traffic_host (
-            bucket    INTEGER NOT NULL,
-            port      INTEGER NOT NULL,
-            proto     TEXT    NOT NULL,
-            direction TEXT    NOT NULL,
-            bytes     INTEGER NOT NULL,
-            packets   INTEGER NOT NULL,
-            PRIMARY KEY (bucket, port, proto, direction)
+            bucket       INTEGER NOT NULL,
+            port         INTEGER NOT NULL,
+            proto        TEXT    NOT NULL,
+            up_bytes     INTEGER NOT NULL,
+            down_bytes   INTEGER NOT NULL,
+            up_packets   INTEGER NOT NULL,
+            down_packets INTEGER NOT NULL,
+            PRIMARY KEY (bucket, port, proto)
         ) WITHOUT ROWID;
         CREATE TABLE IF NOT EXISTS counter_baseline (
             client TEXT NOT NULL PRIMARY KEY,
