@@ -98,7 +98,9 @@ public sealed class TrafficHistory : IDisposable
             .Select((c, i) => ((long)c.Port, c.ProtocolLabel, PortClassSet.Slot(i, Direction.Up), PortClassSet.Slot(i, Direction.Down)))
             .ToArray();
 
-        var builder = new ResiliencePipelineBuilder { TimeProvider = time };
+        // Backoff waits are real time on purpose: bucket arithmetic follows the injected clock
+        // (tests move it by hand), a retry delay must simply pass.
+        var builder = new ResiliencePipelineBuilder { TimeProvider = TimeProvider.System };
         if (options.RetryAttempts > 0)
             builder.AddRetry(new RetryStrategyOptions
             {
