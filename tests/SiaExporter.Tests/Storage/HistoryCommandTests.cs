@@ -256,6 +256,8 @@ public sealed class HistoryFlushServiceTests : IDisposable
 
     private async Task AdvanceUntil(Func<bool> done, TimeSpan by)
     {
+        // ExecuteAsync runs on the thread pool (.NET 10): let it arm its timer first
+        for (var i = 0; i < 500 && _time.PendingTimers == 0; i++) await Task.Delay(10);
         _time.Advance(by);
         for (var i = 0; i < 500 && !done(); i++) await Task.Delay(10);
         Assert.True(done(), "the flush did not happen");
