@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging.Console;
 using SiaExporter.Counters;
 using SiaExporter.Metrics;
+using SiaExporter.Storage;
 using SiaExporter.Web;
 
 namespace SiaExporter.Hosting;
@@ -50,15 +51,25 @@ public static class DaemonCommand
         services.AddSingleton<KernelCounters>();
         services.AddHostedService(sp => sp.GetRequiredService<KernelCounters>());
         services.AddSingleton(sp => new SnapshotSource(sp.GetRequiredService<KernelCounters>(), sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton(sp => TrafficHistory.Open(options.SqlitePath, options.Ports,
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger<TrafficHistory>(), sp.GetRequiredService<TimeProvider>()));
+        services.AddHostedService(sp =>
+        {
+            var source = sp.GetRequiredService<SnapshotSource>();
+            return new HistoryFlushService(sp.GetRequiredService<TrafficHistory>(), source.Fresh, source.Evict, options,
+                sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<HistoryFlushService>>());
+        });
         services.AddSingleton(sp =>
         {
             var kernel = sp.GetRequiredService<KernelCounters>();
+            var history = sp.GetRequiredService<TrafficHistory>();
             var source = sp.GetRequiredService<SnapshotSource>();
             return new MetricsExporter(options, source.Current, new MetricsSources
             {
                 BpfPrograms = kernel.ProgramStats,
                 Attachments = kernel.Attachments,
                 LastMapReadDuration = () => source.LastReadDuration,
+                History = () => (history.LastSuccess, history.FailureCount),
                 MapCapacity = options.MaxClients,
             }, sp.GetRequiredService<ILoggerFactory>().CreateLogger<MetricsExporter>());
         });
@@ -70,8 +81,8 @@ public static class DaemonCommand
         app.MapSiaMetrics(app.Services.GetRequiredService<MetricsExporter>());
         app.MapSiaIndexPage(new IndexPage(source.Current, options));
         app.Lifetime.ApplicationStarted.Register(() => app.Logger.LogInformation(
-            "serving /metrics on {Listen} ({Scheme}); counting {Ports} on {Interfaces}",
-            options.ListenAddress, web?.Tls is null ? "http" : "https", options.Ports, string.Join(',', options.Interfaces)));
+            "serving /metrics on {Listen} ({Scheme}); counting {Ports} on {Interfaces}; history in {Database}",
+            options.ListenAddress, web?.Tls is null ? "http" : "https", options.Ports, string.Join(',', options.Interfaces), options.SqlitePath));
         return app;
     }
 
