@@ -13,6 +13,7 @@ public static class DaemonCommand
     {
         if (args.Length > 0)
             throw new SettingsException([$"run takes no arguments (got '{string.Join(' ', args)}'); settings are --kebab-case flags"]);
+        Preflight.Check(options);
         WebConfig? web = null;
         if (options.WebConfigFile is not null)
         {
@@ -92,6 +93,9 @@ public static class DaemonCommand
         logging.SetMinimumLevel(LogLevel.Information);
         logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Warning);
+        // A start-up failure is printed once by Program.Main as one operator-readable line; the
+        // host's own "Hosting failed to start" entry would repeat it with a stack trace.
+        logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
         if (Microsoft.Extensions.Hosting.Systemd.SystemdHelpers.IsSystemdService())
             logging.AddSystemdConsole(o => o.UseUtcTimestamp = true);
         else
