@@ -435,7 +435,7 @@ public sealed class TrafficHistory : IDisposable
         FailureCount++;
         if (IsFailing) return;
         IsFailing = true;
-        _logger.LogError("SQLite history at {Path} cannot be written ({Error}); holding the counts in memory and retrying every flush", _path, e.Message);
+        _logger.LogError("SQLite history at {Path} cannot be written ({Error}); holding the counts in memory and retrying every flush; check that the folder exists, is writable and the disk is not full (SQLITE_PATH)", _path, e.Message);
     }
 
     private static bool IsStorageError(Exception e) =>
