@@ -378,7 +378,7 @@ public sealed class CountingTests
     {
         var data = new TheoryData<Hook, string>();
         foreach (var hook in Enum.GetValues<Hook>())
-        foreach (var kind in new[] { "arp", "lldp", "tagged-arp", "icmp", "icmpv6", "ipv4-ihl4", "ipv4-version6", "ipv6-version4", "ipv6-no-next", "v4-in-v6-ethertype" })
+        foreach (var kind in new[] { "arp", "lldp", "tagged-arp", "icmp", "icmpv6", "ipv4-ihl4", "ipv4-version6", "ipv6-version4", "ipv6-no-next", "v4-in-v6-ethertype", "tcp-doff4", "tcp6-doff4" })
             data.Add(hook, kind);
         return data;
     }
@@ -423,6 +423,15 @@ public sealed class CountingTests
                 var f = ServiceFrame(hook, false, false, 9984).Bytes();
                 f[12] = 0x86; f[13] = 0xDD;
                 return [.. f, .. new byte[40]];
+            }
+            case "tcp-doff4" or "tcp6-doff4":
+            {
+                // A TCP header claiming 16 bytes (data offset 4 < 5) is malformed, like IHL < 5.
+                var v6 = kind == "tcp6-doff4";
+                var f = ServiceFrame(hook, v6, false, 9984).Bytes();
+                var doffAt = 14 + (v6 ? 40 : 20) + 12;
+                f[doffAt] = (byte)(0x40 | (f[doffAt] & 0x0F));
+                return f;
             }
             default: throw new ArgumentException(kind);
         }
