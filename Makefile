@@ -70,7 +70,7 @@ run: deps-run build
 
 # ---------------------------------------------------------------- test
 # Every test, as root. Kernel tests fail (never skip) under CI=true.
-test: deps-test check-dotnet $(BPF_OBJ)
+test: deps-test check-dotnet $(BPF_OBJ) $(BIN)
 	@set -o pipefail; BPF_OBJECT=$(CURDIR)/$(BPF_OBJ) $(DOTNET) test SiaExporter.sln -c Release --nologo \
 	    --logger "console;verbosity=normal" $(if $(FILTER),--filter "$(FILTER)") 2>&1 | tee $(BUILD)/test.log; \
 	  status=$$?; scripts/test-summary.sh $(BUILD)/test.log; exit $$status
