@@ -1,4 +1,3 @@
-using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using SiaExporter.Storage;
@@ -19,7 +18,7 @@ public enum PushHealth
 }
 
 /// <summary>For /metrics (the lead wires them): a consistent snapshot, replaced after every change.</summary>
-/// <param name="LastSuccess">When a bucket was last acknowledged (this process).</param>
+/// <param name="LastSuccess">When a bucket was last acknowledged (from the outbox at start, so it survives restarts).</param>
 /// <param name="PendingBuckets">Closed buckets not acknowledged yet (pending + failed).</param>
 /// <param name="FailedBuckets">Of those, refused by the endpoint (4xx), waiting for their hourly retry.</param>
 /// <param name="Failures">Bucket sends that failed after the retries, or were refused (this process).</param>
@@ -50,6 +49,7 @@ public sealed class ApiPushService : BackgroundService
     private readonly SemaphoreSlim _gate = new(1, 1);
     private PushOutbox? _outbox;
     private bool _databaseFailing;
+    private DateTimeOffset _rejectedUntil = DateTimeOffset.MinValue;
     private PushStatus _status = new(null, 0, 0, 0, 0, PushHealth.Unknown);
 
     /// <param name="historyHoldsDeltas">True while the history writer holds deltas in memory after
@@ -126,10 +126,12 @@ public sealed class ApiPushService : BackgroundService
             {
                 return await RunAsync(cancellationToken).ConfigureAwait(false);
             }
-            catch (SqliteException e)
+            catch (Exception e) when (e is not OperationCanceledException)
             {
+                // SQLite (locked past the busy timeout, unreadable, deleted) or anything unforeseen:
+                // never fatal to the daemon (a BackgroundService exception would stop the host).
                 if (!_databaseFailing)
-                    _logger.LogWarning("API push: SQLite {Path} failing ({Error}); retrying every run", _options.SqlitePath, e.Message);
+                    _logger.LogWarning("API push: reading the outbox in {Path} failed ({Error}); retrying every run", _options.SqlitePath, e.Message);
                 _databaseFailing = true;
                 _outbox?.Dispose();
                 _outbox = null;
@@ -150,17 +152,20 @@ public sealed class ApiPushService : BackgroundService
             _outbox = PushOutbox.Open(_options.SqlitePath, _options.BusyTimeout, now);
             _logger.LogInformation("API push: outbox in {Path}; buckets from {Since:u} on (when push was first enabled)",
                 _options.SqlitePath, Buckets.StartOf(_outbox.EnabledSince));
+            if (Status.LastSuccess is null && _outbox.LastSentAt() is { } last) Publish(s => s with { LastSuccess = last });
         }
         var outbox = _outbox;
         var pruneBefore = Buckets.Of(now - _options.OutboxRetention);
         var seeded = outbox.Seed(LastClosedBucket(now, _options.Interval), pruneBefore);
         outbox.Prune(pruneBefore);
-        if (_databaseFailing) _logger.LogInformation("API push: SQLite {Path} readable again", _options.SqlitePath);
+        if (_databaseFailing) _logger.LogInformation("API push: outbox in {Path} readable again", _options.SqlitePath);
         _databaseFailing = false;
 
         int sent = 0, refused = 0, failed = 0;
         try
         {
+            // Token refused: one probe per PermanentFailureRetry, not one bucket per run.
+            if (Status.Health == PushHealth.Rejected && now < _rejectedUntil) return Done();
             foreach (var entry in outbox.Due(now, _options.BatchSize))
             {
                 cancellationToken.ThrowIfCancellationRequested();
@@ -174,6 +179,8 @@ public sealed class ApiPushService : BackgroundService
                         outbox.MarkSent(entry.Bucket, at);
                         sent++;
                         Publish(s => s with { LastSuccess = at, SentBuckets = s.SentBuckets + 1 });
+                        // The token is accepted again: what was refused for it goes with the backlog.
+                        if (Status.Health == PushHealth.Rejected) outbox.MakeFailedDue();
                         SetHealth(PushHealth.Ok, entry.Bucket, result);
                         break;
                     case SendOutcome.Refused:
@@ -189,6 +196,7 @@ public sealed class ApiPushService : BackgroundService
                         refused++;
                         Publish(s => s with { Failures = s.Failures + 1 });
                         SetHealth(PushHealth.Rejected, entry.Bucket, result);
+                        _rejectedUntil = at + _options.PermanentFailureRetry;
                         return Done();
                     case SendOutcome.Transient:
                         outbox.MarkAttemptFailed(entry.Bucket, result.Error!);

@@ -182,6 +182,22 @@ public sealed class PushOutbox : IDisposable
     public void MarkRefused(long bucket, string error, DateTimeOffset retryAt) =>
         Update(bucket, "state = 'failed', attempts = attempts + 1, last_error = $e, next_attempt = $n", ("$e", error), ("$n", retryAt.ToUnixTimeSeconds()));
 
+    /// <summary>When a bucket was last acknowledged, if ever.</summary>
+    public DateTimeOffset? LastSentAt()
+    {
+        using var cmd = _connection.CreateCommand();
+        cmd.CommandText = "SELECT max(sent_at) FROM push_outbox WHERE state = 'sent'";
+        return cmd.ExecuteScalar() is long at ? DateTimeOffset.FromUnixTimeSeconds(at) : null;
+    }
+
+    /// <summary>Every refused bucket is due now (the endpoint accepts this host again).</summary>
+    public void MakeFailedDue()
+    {
+        using var cmd = _connection.CreateCommand();
+        cmd.CommandText = "UPDATE push_outbox SET next_attempt = NULL WHERE state = 'failed'";
+        cmd.ExecuteNonQuery();
+    }
+
     /// <summary>Buckets not yet acknowledged: (pending, failed).</summary>
     public (long Pending, long Failed) Counts()
     {

@@ -338,6 +338,24 @@ public sealed class ApiPushServiceTests(ITestOutputHelper output) : IDisposable
         var again = await third.RunOnceAsync();
         Assert.Equal((0, 0), (again.Seeded, again.Sent));
         Assert.Equal(12, receiver.Requests.Count);
+        Assert.NotNull(third.Status.LastSuccess); // the metric survives the restart (outbox sent_at)
+    }
+
+    [Fact]
+    public async Task An_unusable_database_is_logged_once_and_never_fatal()
+    {
+        await using var receiver = await PushReceiver.StartAsync();
+        var blocker = Path.Combine(_fixture.Directory, "file");
+        Directory.CreateDirectory(_fixture.Directory);
+        await File.WriteAllTextAsync(blocker, "not a directory");
+        using var service = Service(Options(receiver.Endpoint) with { SqlitePath = Path.Combine(blocker, "traffic.db") });
+        for (var i = 0; i < 3; i++)
+        {
+            var run = await service.RunOnceAsync();
+            Assert.StartsWith("database: ", run.Skipped);
+        }
+        Assert.Equal(1, _log.Count(LogLevel.Warning, "reading the outbox"));
+        Assert.Empty(receiver.Requests);
     }
 
     [Fact]
