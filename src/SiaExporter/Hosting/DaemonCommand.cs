@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging.Console;
 using SiaExporter.Counters;
 using SiaExporter.Metrics;
+using SiaExporter.Push;
 using SiaExporter.Storage;
 using SiaExporter.Web;
 
@@ -54,6 +55,16 @@ public static class DaemonCommand
         services.AddSingleton(sp => new SnapshotSource(sp.GetRequiredService<KernelCounters>(), sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton(sp => TrafficHistory.Open(options.SqlitePath, options.Ports,
             sp.GetRequiredService<ILoggerFactory>().CreateLogger<TrafficHistory>(), sp.GetRequiredService<TimeProvider>()));
+        // Before the flush service: hosted services stop in reverse, so the final flush comes first
+        // and the push's bounded final attempt gets what is left of the shutdown timeout.
+        var push = PushOptions.From(options);
+        if (push is not null)
+        {
+            services.AddSingleton(sp => new ApiPushService(push, sp.GetRequiredService<TimeProvider>(),
+                sp.GetRequiredService<ILogger<ApiPushService>>(),
+                historyHoldsDeltas: () => sp.GetRequiredService<TrafficHistory>().PendingBuckets > 0));
+            services.AddHostedService(sp => sp.GetRequiredService<ApiPushService>());
+        }
         services.AddHostedService(sp =>
         {
             var source = sp.GetRequiredService<SnapshotSource>();
@@ -71,6 +82,7 @@ public static class DaemonCommand
                 Attachments = kernel.Attachments,
                 LastMapReadDuration = () => source.LastReadDuration,
                 History = () => (history.LastSuccess, history.FailureCount),
+                Push = push is null ? null : () => sp.GetRequiredService<ApiPushService>().Status,
                 MapCapacity = options.MaxClients,
             }, sp.GetRequiredService<ILoggerFactory>().CreateLogger<MetricsExporter>());
         });
