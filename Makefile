@@ -49,11 +49,9 @@ check-dotnet:
 # ---------------------------------------------------------------- build
 bpf: $(BPF_OBJ)
 
-$(BPF_OBJ): bpf/collector.bpf.c bpf/collector.h $(wildcard bpf/*.h) | $(BUILD)
-	$(CLANG) $(BPF_CFLAGS) -c bpf/collector.bpf.c -o $@
-
-$(BUILD):
+$(BPF_OBJ): bpf/collector.bpf.c bpf/collector.h $(wildcard bpf/*.h)
 	@mkdir -p $(BUILD)
+	$(CLANG) $(BPF_CFLAGS) -c bpf/collector.bpf.c -o $@
 
 # Self-contained single file: the host needs no .NET runtime.
 build: check-dotnet $(BPF_OBJ)

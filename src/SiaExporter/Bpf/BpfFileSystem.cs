@@ -1,0 +1,39 @@
+using Microsoft.Extensions.Logging;
+using SiaExporter.Native;
+
+namespace SiaExporter.Bpf;
+
+/// <summary>The BPF filesystem (bpffs) where maps and links are pinned.</summary>
+internal static unsafe class BpfFileSystem
+{
+    public const string DefaultMountPoint = "/sys/fs/bpf";
+    /// <summary>BPF_FS_MAGIC, f_type of a bpffs mount.</summary>
+    public const long Magic = 0xcafe4a11;
+
+    public static bool IsMounted(string mountPoint = DefaultMountPoint) =>
+        Directory.Exists(mountPoint) && Libc.FileSystemType(mountPoint) == Magic;
+
+    /// <summary>Mounts bpffs at <paramref name="mountPoint"/> unless it already is bpffs.</summary>
+    public static void EnsureMounted(ILogger logger, string mountPoint = DefaultMountPoint)
+    {
+        if (IsMounted(mountPoint)) return;
+        Directory.CreateDirectory(mountPoint);
+        if (Libc.Mount("bpffs", mountPoint, "bpf", 0, null) != 0)
+        {
+            var errno = Errno.Last();
+            throw errno == Errno.EPERM
+                ? new OperatorException($"cannot mount the BPF filesystem at {mountPoint} (EPERM)", "run as root, or mount it: mount -t bpf bpffs " + mountPoint)
+                : new OperatorException($"cannot mount the BPF filesystem at {mountPoint} ({Errno.Name(errno)})", "mount it: mount -t bpf bpffs " + mountPoint);
+        }
+        logger.LogInformation("mounted the BPF filesystem at {MountPoint}", mountPoint);
+    }
+
+    /// <summary>The bpffs mount a pin path lives on: /sys/fs/bpf for /sys/fs/bpf/collector.</summary>
+    public static string MountPointOf(string pinDirectory)
+    {
+        var full = Path.GetFullPath(pinDirectory);
+        return full.StartsWith(DefaultMountPoint + "/", StringComparison.Ordinal) || full == DefaultMountPoint
+            ? DefaultMountPoint
+            : Path.GetDirectoryName(full) ?? DefaultMountPoint;
+    }
+}

@@ -1,0 +1,222 @@
+using System.Runtime.InteropServices;
+using SiaExporter.Counters;
+using SiaExporter.Native;
+
+namespace SiaExporter.Bpf;
+
+/// <summary>
+/// Reads the kernel counters: every `clients` entry with BPF_MAP_LOOKUP_BATCH (falling back to
+/// get_next_key + lookup on kernels without batch ops for the map), plus aggregates[TOTAL] and
+/// [OVERFLOW], summed over CPUs into one <see cref="CounterSnapshot"/>. The raw key/value buffers
+/// are kept between calls; only the snapshot's own arrays are allocated per read.
+/// Not thread-safe: one reader per caller (SnapshotSource coalesces scrapes).
+/// </summary>
+internal sealed unsafe class CounterReader : ICounterSource, IDisposable
+{
+    /// <summary>Upper bound of the per-call values buffer.</summary>
+    private const int BatchBufferBytes = 1 << 20;
+
+    private readonly int _clientsFd;
+    private readonly int _aggregatesFd;
+    private readonly PortClassSet _classes;
+    private readonly MapGeneration _generation;
+    private readonly TimeProvider _time;
+    private readonly int _slots;
+    private readonly int _cpus;
+    /// <summary>Bytes of one CPU's value (round_up(value_size, 8)).</summary>
+    private readonly int _stride;
+    /// <summary>Bytes of one key's per-CPU value: cpus × stride.</summary>
+    private readonly int _perKeyBytes;
+
+    private int _batchCount;
+    private byte[] _keys = [];
+    private byte[] _values = [];
+    private readonly byte[] _oneValue;
+    private ClientAddress[] _readClients;
+    private Traffic[] _readSlots;
+    private bool _batchUnsupported;
+
+    public CounterReader(CollectorObject collector, TimeProvider? time = null)
+        : this(collector.ClientsMapFd, collector.AggregatesMapFd, collector.Classes, collector.Generation,
+            collector.Capacity, collector.PossibleCpus, time)
+    {
+    }
+
+    /// <summary>Reads maps by fd (kept open by their owner for this reader's lifetime).</summary>
+    public CounterReader(int clientsFd, int aggregatesFd, PortClassSet classes, MapGeneration generation,
+        int capacity, int possibleCpus, TimeProvider? time = null)
+    {
+        _clientsFd = clientsFd;
+        _aggregatesFd = aggregatesFd;
+        _classes = classes;
+        _generation = generation;
+        _time = time ?? TimeProvider.System;
+        _slots = classes.SlotCount;
+        _cpus = possibleCpus;
+        _stride = KernelSizes.PerCpuStride(_slots * KernelSizes.Counter);
+        _perKeyBytes = _stride * _cpus;
+        _batchCount = Math.Clamp(BatchBufferBytes / _perKeyBytes, 64, Math.Max(64, capacity));
+        _oneValue = new byte[_perKeyBytes];
+        _readClients = new ClientAddress[Math.Min(capacity, 1024)];
+        _readSlots = new Traffic[_readClients.Length * _slots];
+    }
+
+    /// <summary>Forces the get_next_key path (tests; kernels without batch lookups).</summary>
+    internal bool BatchDisabled
+    {
+        get => _batchUnsupported;
+        init => _batchUnsupported = value;
+    }
+
+    public CounterSnapshot Read()
+    {
+        var count = _batchUnsupported ? ReadOneByOne() : ReadBatched();
+        var clients = _readClients.AsSpan(0, count).ToArray();
+        var slots = _readSlots.AsSpan(0, count * _slots).ToArray();
+        var totals = ReadAggregate(BpfConstants.AggTotal);
+        var overflow = ReadAggregate(BpfConstants.AggOverflow);
+        return new CounterSnapshot(_classes, _generation, _time.GetUtcNow(), clients, slots, totals, overflow);
+    }
+
+    public IReadOnlyList<EvictedClient> Evict(IReadOnlyCollection<ClientAddress> clients)
+    {
+        var evicted = new List<EvictedClient>(clients.Count);
+        var key = stackalloc byte[KernelSizes.ClientKey];
+        foreach (var client in clients)
+        {
+            client.WriteKernelKey(new Span<byte>(key, KernelSizes.ClientKey));
+            int result;
+            fixed (byte* value = _oneValue)
+                result = LibBpf.MapLookupAndDeleteElem(_clientsFd, key, value);
+            if (result < 0)
+            {
+                var errno = Errno.Of(result);
+                if (errno == Errno.ENOENT) continue;
+                throw BpfErrors.Exception("bpf_map_lookup_and_delete_elem(clients)", errno);
+            }
+            var final = new Traffic[_slots];
+            SumOverCpus(_oneValue, final);
+            evicted.Add(new EvictedClient(client, final));
+        }
+        return evicted;
+    }
+
+    private int ReadBatched()
+    {
+        EnsureBatchBuffers();
+        var count = 0;
+        var tokenIn = stackalloc byte[16];
+        var tokenOut = stackalloc byte[16];
+        var first = true;
+        var options = MapBatchOptions.Create();
+        while (true)
+        {
+            var wanted = (uint)_batchCount;
+            int result;
+            fixed (byte* keys = _keys)
+            fixed (byte* values = _values)
+                result = LibBpf.MapLookupBatch(_clientsFd, first ? null : tokenIn, tokenOut, keys, values, &wanted, &options);
+            var errno = result < 0 ? Errno.Of(result) : 0;
+            if (errno == Errno.EINTR || errno == Errno.EAGAIN) continue; // nothing consumed; same in_batch again
+            if (errno == Errno.ENOSPC && wanted == 0)
+            {
+                // a hash bucket holds more entries than fit: retry with room for more
+                _batchCount *= 2;
+                EnsureBatchBuffers();
+                continue;
+            }
+            if (first && errno is Errno.EINVAL or Errno.ENOTSUPP or Errno.EOPNOTSUPP)
+            {
+                _batchUnsupported = true;
+                return ReadOneByOne();
+            }
+            if (errno != 0 && errno != Errno.ENOENT)
+                throw BpfErrors.Exception("bpf_map_lookup_batch(clients)", errno);
+
+            for (var i = 0; i < (int)wanted; i++)
+                Store(count++, _keys.AsSpan(i * KernelSizes.ClientKey, KernelSizes.ClientKey), _values.AsSpan(i * _perKeyBytes, _perKeyBytes));
+            if (errno == Errno.ENOENT) return count; // end of map
+            new ReadOnlySpan<byte>(tokenOut, 16).CopyTo(new Span<byte>(tokenIn, 16));
+            first = false;
+        }
+    }
+
+    private int ReadOneByOne()
+    {
+        var count = 0;
+        var key = stackalloc byte[KernelSizes.ClientKey];
+        var next = stackalloc byte[KernelSizes.ClientKey];
+        var hasKey = false;
+        while (true)
+        {
+            var result = LibBpf.MapGetNextKey(_clientsFd, hasKey ? key : null, next);
+            if (result < 0)
+            {
+                var errno = Errno.Of(result);
+                if (errno == Errno.ENOENT) return count;
+                throw BpfErrors.Exception("bpf_map_get_next_key(clients)", errno);
+            }
+            new ReadOnlySpan<byte>(next, KernelSizes.ClientKey).CopyTo(new Span<byte>(key, KernelSizes.ClientKey));
+            hasKey = true;
+            fixed (byte* value = _oneValue)
+                result = LibBpf.MapLookupElem(_clientsFd, key, value);
+            if (result < 0)
+            {
+                var errno = Errno.Of(result);
+                if (errno == Errno.ENOENT) continue; // deleted meanwhile
+                throw BpfErrors.Exception("bpf_map_lookup_elem(clients)", errno);
+            }
+            Store(count++, new ReadOnlySpan<byte>(key, KernelSizes.ClientKey), _oneValue);
+        }
+    }
+
+    private void Store(int index, ReadOnlySpan<byte> key, ReadOnlySpan<byte> perCpuValue)
+    {
+        if (index >= _readClients.Length)
+        {
+            var size = Math.Max(_readClients.Length * 2, index + 1);
+            Array.Resize(ref _readClients, size);
+            Array.Resize(ref _readSlots, size * _slots);
+        }
+        _readClients[index] = ClientAddress.FromKernelKey(key);
+        SumOverCpus(perCpuValue, _readSlots.AsSpan(index * _slots, _slots));
+    }
+
+    private void SumOverCpus(ReadOnlySpan<byte> perCpuValue, Span<Traffic> into)
+    {
+        into.Clear();
+        for (var cpu = 0; cpu < _cpus; cpu++)
+        {
+            var counters = MemoryMarshal.Cast<byte, Counter>(perCpuValue.Slice(cpu * _stride, _slots * KernelSizes.Counter));
+            for (var s = 0; s < _slots; s++)
+                into[s] = new Traffic(into[s].Bytes + counters[s].Bytes, into[s].Packets + counters[s].Packets);
+        }
+    }
+
+    private Traffic[] ReadAggregate(int index)
+    {
+        var key = (uint)index;
+        int result;
+        fixed (byte* value = _oneValue)
+            result = LibBpf.MapLookupElem(_aggregatesFd, &key, value);
+        BpfErrors.Check(result, "bpf_map_lookup_elem(aggregates)");
+        var slots = new Traffic[_slots];
+        SumOverCpus(_oneValue, slots);
+        return slots;
+    }
+
+    private void EnsureBatchBuffers()
+    {
+        if (_keys.Length < _batchCount * KernelSizes.ClientKey)
+        {
+            _keys = new byte[_batchCount * KernelSizes.ClientKey];
+            _values = new byte[(long)_batchCount * _perKeyBytes is var n && n <= Array.MaxLength ? (int)n : throw new OutOfMemoryException()];
+        }
+    }
+
+    public void Dispose()
+    {
+        _keys = [];
+        _values = [];
+    }
+}

@@ -1,0 +1,310 @@
+using System.Runtime.InteropServices;
+using SiaExporter.Counters;
+
+namespace SiaExporter.Metrics;
+
+/// <summary>
+/// When every client in the kernel map last moved, and where it sits in the current snapshot.
+/// Unlike <see cref="ClientActivity"/> it costs no allocation per scrape (mark and sweep by epoch),
+/// which matters at 100,000 clients. Not thread-safe: the exporter calls it under its lock.
+/// </summary>
+internal sealed class ActivityTracker
+{
+    private struct Entry
+    {
+        public ulong Sum;
+        public DateTimeOffset Changed;
+        public int Epoch;
+        public int Index;
+    }
+
+    private readonly Dictionary<ClientAddress, Entry> _seen = new();
+    private int _epoch;
+
+    public int Count => _seen.Count;
+
+    public void Observe(CounterSnapshot snapshot)
+    {
+        _epoch++;
+        var clients = snapshot.Clients;
+        for (var i = 0; i < clients.Length; i++)
+        {
+            ref var entry = ref CollectionsMarshal.GetValueRefOrAddDefault(_seen, clients[i], out var existed);
+            if (existed && entry.Epoch == _epoch) continue; // a duplicate key in one read: keep the first
+            ulong sum = 0;
+            foreach (var slot in snapshot.SlotsOf(i)) sum += slot.Bytes + slot.Packets;
+            if (!existed || entry.Sum != sum)
+            {
+                entry.Sum = sum;
+                entry.Changed = snapshot.TakenAt;
+            }
+            entry.Epoch = _epoch;
+            entry.Index = i;
+        }
+        if (_seen.Count != clients.Length)
+        {
+            List<ClientAddress>? gone = null;
+            foreach (var (address, entry) in _seen)
+                if (entry.Epoch != _epoch) (gone ??= []).Add(address);
+            if (gone is not null)
+                foreach (var address in gone) _seen.Remove(address);
+        }
+    }
+
+    /// <summary>The client's index in the last observed snapshot, or -1 when it is not in it.</summary>
+    public int IndexOf(ClientAddress client) =>
+        _seen.TryGetValue(client, out var entry) && entry.Epoch == _epoch ? entry.Index : -1;
+
+    public DateTimeOffset LastChanged(ClientAddress client) =>
+        _seen.TryGetValue(client, out var entry) ? entry.Changed : DateTimeOffset.MinValue;
+
+    public void Clear() => _seen.Clear();
+}
+
+/// <summary>
+/// Turns one snapshot into the next <see cref="PublicationState"/>. The rules that keep /metrics
+/// truthful:
+/// <list type="bullet">
+/// <item>The host series grow by the growth of the kernel's total counter (exact totals).</item>
+/// <item>A published client's series grow by the growth of its kernel entry; an entry that went
+/// down was evicted and recreated, so all of its new value is growth. Its series start at zero when
+/// it is first published.</item>
+/// <item><c>other</c> is the rest: host growth minus the published clients' growth, plus the whole
+/// value of a client that stops being published. So <c>other + Σ clients == host</c> exactly, and
+/// nothing goes down.</item>
+/// </list>
+/// <para><b>Who gets a series (top-N rule).</b> Clients are ranked by the bytes their kernel entry
+/// holds (all classes and directions; cumulative since the entry was created, and entries of idle
+/// clients are evicted, so this is "traffic of the current activity period"). Idle clients (no
+/// change for the idle timeout) are never eligible and published ones are dropped. Free places go
+/// to the highest ranked. When all N places are taken, an outsider replaces the weakest member only
+/// if it holds more than 1.25 × the member's bytes: that hysteresis keeps two clients of similar
+/// size from swapping places at every scrape (each swap restarts a series at zero).</para>
+/// </summary>
+internal static class PublicationEngine
+{
+    /// <summary>An outsider must exceed a member's bytes by this fraction (1/4) to take its place.</summary>
+    public const int HysteresisDivisor = 4;
+
+    public static ulong Lane(ReadOnlySpan<Traffic> slots, int lane)
+    {
+        var t = slots[lane >> 1];
+        return (lane & 1) == 0 ? t.Bytes : t.Packets;
+    }
+
+    /// <summary>True when <paramref name="challenger"/> exceeds <paramref name="member"/> by more than a quarter.</summary>
+    public static bool Displaces(ulong challenger, ulong member) =>
+        challenger > member && challenger - member > member / HysteresisDivisor;
+
+    /// <summary>
+    /// The state after <paramref name="snapshot"/>. <paramref name="allowStructural"/> false means
+    /// the new state must be restorable from the last persisted one (the state file could not be
+    /// written): no client joins or leaves, no restarted entry or new map generation is taken in;
+    /// values only grow. <paramref name="activity"/> must have observed the snapshot already.
+    /// </summary>
+    public static (PublicationState State, bool Structural) Advance(
+        PublicationState previous,
+        CounterSnapshot snapshot,
+        ActivityTracker activity,
+        int topClients,
+        TimeSpan idleTimeout,
+        bool allowStructural)
+    {
+        var lanes = previous.Lanes;
+        if (lanes != PublicationState.LanesFor(snapshot.Classes))
+            throw new InvalidOperationException("the snapshot's port classes differ from the published ones");
+        var state = previous.Clone();
+        var structural = false;
+        var now = snapshot.TakenAt;
+        var idleBefore = idleTimeout == TimeSpan.MaxValue ? DateTimeOffset.MinValue : now - idleTimeout;
+
+        if (state.Empty)
+        {
+            state.Generation = snapshot.Generation;
+            state.Empty = false;
+        }
+        else if (state.Generation != snapshot.Generation)
+        {
+            // The maps were recreated under a running daemon: every kernel counter restarted at
+            // zero. Carry on from the published values so that nothing goes down.
+            if (!allowStructural) return (previous, false);
+            structural = true;
+            state.Generation = snapshot.Generation;
+            Array.Clear(state.HostKernel);
+            state.OverflowKernel = 0;
+            foreach (var member in state.Clients.Values)
+            {
+                Array.Clear(member.Kernel);
+                Array.Clear(member.Pending);
+            }
+        }
+
+        // Host totals. Within one generation the kernel total never goes down; a lower value can
+        // only be a stale read, which is ignored.
+        var totals = snapshot.Totals.AsSpan();
+        Span<ulong> hostGrowth = stackalloc ulong[lanes];
+        for (var l = 0; l < lanes; l++)
+        {
+            var t = Lane(totals, l);
+            if (t > state.HostKernel[l])
+            {
+                hostGrowth[l] = t - state.HostKernel[l];
+                state.HostKernel[l] = t;
+                state.HostPublished[l] += hostGrowth[l];
+            }
+        }
+        var overflow = snapshot.OverflowPackets;
+        if (overflow > state.OverflowKernel)
+        {
+            state.OverflowPublished += overflow - state.OverflowKernel;
+            state.OverflowKernel = overflow;
+        }
+
+        // Published clients: growth of their entries goes to Pending first.
+        foreach (var member in state.Clients.Values)
+        {
+            var index = activity.IndexOf(member.Address);
+            if (index < 0)
+            {
+                // Evicted: a comeback starts from zero in a new entry, so forget the old value.
+                if (allowStructural && member.Kernel.AsSpan().ContainsAnyExcept(0UL))
+                {
+                    Array.Clear(member.Kernel);
+                    structural = true;
+                }
+                continue;
+            }
+            var slots = snapshot.SlotsOf(index);
+            var restarted = false;
+            for (var l = 0; l < lanes && !restarted; l++)
+                restarted = Lane(slots, l) < member.Kernel[l];
+            if (restarted && !allowStructural) continue; // frozen until the state can be written
+            structural |= restarted;
+            var changed = false;
+            for (var l = 0; l < lanes; l++)
+            {
+                var k = Lane(slots, l);
+                var growth = restarted ? k : k - member.Kernel[l];
+                member.Kernel[l] = k;
+                member.Pending[l] += growth;
+                changed |= growth != 0;
+            }
+            if (changed || restarted) member.LastChanged = now;
+        }
+
+        // Share the host growth: clients first (all of it in a consistent read), the rest to other.
+        for (var l = 0; l < lanes; l++)
+        {
+            ulong owed = 0;
+            foreach (var member in state.Clients.Values) owed += member.Pending[l];
+            if (owed <= hostGrowth[l])
+            {
+                foreach (var member in state.Clients.Values)
+                {
+                    member.Published[l] += member.Pending[l];
+                    member.Pending[l] = 0;
+                }
+                state.Other[l] += hostGrowth[l] - owed;
+            }
+            else
+            {
+                var budget = hostGrowth[l];
+                foreach (var member in state.Clients.Values)
+                {
+                    var give = Math.Min(member.Pending[l], budget);
+                    member.Published[l] += give;
+                    member.Pending[l] -= give;
+                    budget -= give;
+                }
+            }
+        }
+
+        if (!allowStructural) return (state, false);
+
+        // Idle clients leave /metrics.
+        List<PublishedClient>? idle = null;
+        foreach (var member in state.Clients.Values)
+            if (member.LastChanged < idleBefore) (idle ??= []).Add(member);
+        // A client whose series were removed in this scrape must not get new ones in the same
+        // scrape: the series would be seen going from its value back to zero.
+        var left = new HashSet<ClientAddress>();
+        if (idle is not null)
+        {
+            foreach (var member in idle) Demote(state, member, left);
+            structural = true;
+        }
+
+        structural |= Rank(state, snapshot, activity, Math.Max(0, topClients), idleBefore, left);
+        return (state, structural);
+    }
+
+    private static bool Rank(PublicationState state, CounterSnapshot snapshot, ActivityTracker activity, int top, DateTimeOffset idleBefore, HashSet<ClientAddress> left)
+    {
+        var changed = false;
+        var members = state.Clients.Values.ToList();
+        members.Sort(static (a, b) =>
+        {
+            var c = a.RankBytes.CompareTo(b.RankBytes);
+            return c != 0 ? c : b.Address.CompareTo(a.Address);
+        });
+        var weakest = 0;
+        while (state.Clients.Count > top) // METRICS_TOP_CLIENTS was lowered
+        {
+            Demote(state, members[weakest++], left);
+            changed = true;
+        }
+
+        // Outsiders that could get a place: when every place is taken, only those that would
+        // displace the weakest member (cheap filter before sorting 100,000 clients).
+        var full = state.Clients.Count >= top;
+        if (top == 0) return changed;
+        var floor = full ? members[weakest].RankBytes : 0UL;
+        var candidates = new List<(ulong Bytes, int Index)>();
+        for (var i = 0; i < snapshot.Clients.Length; i++)
+        {
+            var bytes = snapshot.TotalBytesOf(i);
+            if (bytes == 0 || (full && !Displaces(bytes, floor))) continue;
+            var client = snapshot.Clients[i];
+            if (state.Clients.ContainsKey(client) || left.Contains(client) || activity.IndexOf(client) != i) continue;
+            if (activity.LastChanged(client) < idleBefore) continue;
+            candidates.Add((bytes, i));
+        }
+        if (candidates.Count == 0) return changed;
+        candidates.Sort((a, b) =>
+        {
+            var c = b.Bytes.CompareTo(a.Bytes);
+            return c != 0 ? c : snapshot.Clients[a.Index].CompareTo(snapshot.Clients[b.Index]);
+        });
+
+        var next = 0;
+        while (state.Clients.Count < top && next < candidates.Count)
+        {
+            Promote(state, snapshot, activity, candidates[next++].Index);
+            changed = true;
+        }
+        while (next < candidates.Count && weakest < members.Count && Displaces(candidates[next].Bytes, members[weakest].RankBytes))
+        {
+            Demote(state, members[weakest++], left);
+            Promote(state, snapshot, activity, candidates[next++].Index);
+            changed = true;
+        }
+        return changed;
+    }
+
+    private static void Promote(PublicationState state, CounterSnapshot snapshot, ActivityTracker activity, int index)
+    {
+        var address = snapshot.Clients[index];
+        var member = new PublishedClient(address, state.Lanes) { LastChanged = activity.LastChanged(address) };
+        var slots = snapshot.SlotsOf(index);
+        for (var l = 0; l < state.Lanes; l++) member.Kernel[l] = Lane(slots, l);
+        state.Clients.Add(address, member);
+    }
+
+    /// <summary>The client's series go away; what they showed moves to other, which so only grows.</summary>
+    private static void Demote(PublicationState state, PublishedClient member, HashSet<ClientAddress> left)
+    {
+        left.Add(member.Address);
+        for (var l = 0; l < state.Lanes; l++) state.Other[l] += member.Published[l];
+        state.Clients.Remove(member.Address);
+    }
+}

@@ -1,0 +1,165 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+using SiaExporter.Hosting;
+
+namespace SiaExporter.Web;
+
+/// <summary>
+/// Where and how /metrics is served: LISTEN_ADDRESS, and WEB_CONFIG_FILE's TLS, client
+/// certificates, basic auth and headers. One call on the builder does all of it:
+/// <code>
+/// var web = options.WebConfigFile is null ? null : WebConfig.Load(options.WebConfigFile);
+/// builder.ConfigureCollectorEndpoint(ListenAddress.Parse(options.ListenAddress), web);
+/// </code>
+/// </summary>
+public static class CollectorEndpoint
+{
+    private static readonly Oid ClientAuthentication = new("1.3.6.1.5.5.7.3.2", "Client Authentication");
+
+    /// <summary>
+    /// Makes Kestrel listen on <paramref name="listen"/> only (any URLs or Kestrel:Endpoints from
+    /// configuration or ASPNETCORE_URLS are dropped), in HTTPS only when <paramref name="web"/> has
+    /// tls_server_config, and puts the headers + basic-auth middleware first in the pipeline of
+    /// every path (through an <see cref="IStartupFilter"/>, so it runs before anything the app maps).
+    /// Call it once; the WebConfig's warnings are logged when the app starts.
+    /// </summary>
+    public static WebApplicationBuilder ConfigureCollectorEndpoint(this WebApplicationBuilder builder, ListenAddress listen, WebConfig? web)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.WebHost.PreferHostingUrls(false);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            // Replace the loader bound to the "Kestrel" configuration section with an empty one:
+            // an endpoint from appsettings or Kestrel__Endpoints__* must not open a plain port beside ours.
+            kestrel.Configure(new ConfigurationBuilder().Build(), reloadOnChange: false);
+            kestrel.AddServerHeader = false;
+            void Configure(ListenOptions options)
+            {
+                if (web?.Tls is not { } tls) return;
+                options.Protocols = web.Http.Http2 ? HttpProtocols.Http1AndHttp2 : HttpProtocols.Http1;
+                options.UseHttps(HttpsOptions(tls));
+            }
+            if (listen.Host is null) kestrel.ListenAnyIP(listen.Port, Configure);
+            else if (listen.Host == "localhost") kestrel.ListenLocalhost(listen.Port, Configure);
+            else kestrel.Listen(IPAddress.Parse(listen.Host), listen.Port, Configure);
+        });
+        builder.Services.AddSingleton<IStartupFilter>(new WebConfigStartupFilter(listen, web));
+        return builder;
+    }
+
+    /// <summary>The Kestrel HTTPS settings for a tls_server_config.</summary>
+    public static HttpsConnectionAdapterOptions HttpsOptions(TlsServerConfig tls)
+    {
+        ArgumentNullException.ThrowIfNull(tls);
+        var options = new HttpsConnectionAdapterOptions
+        {
+            ServerCertificate = tls.ServerCertificate,
+            SslProtocols = tls.Protocols,
+            CheckCertificateRevocation = false,
+            HandshakeTimeout = TimeSpan.FromSeconds(10),
+            ClientCertificateMode = tls.ClientAuthType switch
+            {
+                ClientAuthType.NoClientCert => ClientCertificateMode.NoCertificate,
+                ClientAuthType.RequestClientCert or ClientAuthType.VerifyClientCertIfGiven => ClientCertificateMode.AllowCertificate,
+                _ => ClientCertificateMode.RequireCertificate,
+            },
+            // Called only when a certificate was presented; Kestrel itself refuses a missing one under RequireCertificate.
+            ClientCertificateValidation = (certificate, chain, _) => ValidateClientCertificate(tls, certificate, chain),
+        };
+        if (tls.ServerCertificateChain.Count > 0) options.ServerCertificateChain = tls.ServerCertificateChain;
+        return options;
+    }
+
+    /// <summary>
+    /// client_auth_type semantics: Request/RequireAny accept any certificate; the Verify kinds
+    /// accept only one that chains to client_ca_file (and only to it: system roots are not
+    /// trusted) and is valid now for client authentication.
+    /// </summary>
+    public static bool ValidateClientCertificate(TlsServerConfig tls, X509Certificate2 certificate, X509Chain? presented)
+    {
+        ArgumentNullException.ThrowIfNull(tls);
+        ArgumentNullException.ThrowIfNull(certificate);
+        if (!tls.VerifiesClientCertificate) return true;
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.AddRange(tls.ClientCertificateAuthorities);
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        chain.ChainPolicy.ApplicationPolicy.Add(ClientAuthentication);
+        chain.ChainPolicy.DisableCertificateDownloads = true;
+        if (presented is not null)
+            foreach (var element in presented.ChainElements)
+                if (!element.Certificate.RawDataMemory.Span.SequenceEqual(certificate.RawDataMemory.Span))
+                    chain.ChainPolicy.ExtraStore.Add(element.Certificate);
+        try
+        {
+            return chain.Build(certificate);
+        }
+        finally
+        {
+            foreach (var element in chain.ChainElements) element.Certificate.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Headers from http_server_config and basic auth, for every path. <see cref="ConfigureCollectorEndpoint"/>
+    /// already adds it; call this only when building a pipeline without that method.
+    /// </summary>
+    public static IApplicationBuilder UseCollectorWebConfig(this IApplicationBuilder app, WebConfig? web)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        if (web is null) return app;
+        var authenticator = new BasicAuthenticator(web.BasicAuthUsers);
+        return app.UseMiddleware<WebConfigMiddleware>(web, authenticator);
+    }
+}
+
+/// <summary>Adds the response headers, then asks for a password unless basic auth is off.</summary>
+internal sealed class WebConfigMiddleware(RequestDelegate next, WebConfig web, BasicAuthenticator authenticator)
+{
+    public const string Challenge = "Basic realm=\"collector\"";
+
+    public async Task InvokeAsync(HttpContext context)
+    {
+        foreach (var (name, value) in web.Http.Headers)
+            context.Response.Headers[name] = value;
+        if (authenticator.Enabled)
+        {
+            var authorization = context.Request.Headers.Authorization;
+            var ok = authorization.Count == 1
+                && await authenticator.CheckAsync(authorization[0], context.RequestAborted).ConfigureAwait(false);
+            if (!ok)
+            {
+                context.Response.StatusCode = StatusCodes.Status401Unauthorized;
+                context.Response.Headers.WWWAuthenticate = Challenge;
+                context.Response.ContentType = "text/plain; charset=utf-8";
+                await context.Response.WriteAsync("Unauthorized\n", context.RequestAborted).ConfigureAwait(false);
+                return;
+            }
+        }
+        await next(context).ConfigureAwait(false);
+    }
+}
+
+internal sealed class WebConfigStartupFilter(ListenAddress listen, WebConfig? web) : IStartupFilter
+{
+    public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+    {
+        var logger = app.ApplicationServices.GetRequiredService<ILoggerFactory>().CreateLogger("SiaExporter.Web");
+        var where = $"{listen.Host ?? "*"}:{listen.Port}";
+        if (web is null)
+        {
+            logger.LogInformation("/metrics on http://{Address} (no WEB_CONFIG_FILE: no TLS, no password)", where);
+        }
+        else
+        {
+            foreach (var warning in web.Warnings) logger.LogWarning("WEB_CONFIG_FILE: {Warning}", warning);
+            logger.LogInformation("/metrics on {Scheme}://{Address}; client certificates: {ClientAuth}; basic auth: {Users} user(s); config {File}",
+                web.Tls is null ? "http" : "https", where, web.Tls?.ClientAuthType.ToString() ?? "-", web.BasicAuthUsers.Count, web.Path);
+            app.UseCollectorWebConfig(web);
+        }
+        next(app);
+    };
+}

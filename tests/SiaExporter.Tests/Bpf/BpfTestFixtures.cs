@@ -1,0 +1,106 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using SiaExporter.Bpf;
+using SiaExporter.Counters;
+
+namespace SiaExporter.Tests.Bpf;
+
+/// <summary>Where the compiled eBPF object is: $BPF_OBJECT, else &lt;repo&gt;/build/collector.bpf.o.</summary>
+internal static class TestObject
+{
+    public static string Path
+    {
+        get
+        {
+            var fromEnvironment = Environment.GetEnvironmentVariable("BPF_OBJECT");
+            if (!string.IsNullOrEmpty(fromEnvironment)) return fromEnvironment;
+            return System.IO.Path.Combine(RepositoryRoot, "build", "collector.bpf.o");
+        }
+    }
+
+    /// <summary>The folder holding SiaExporter.sln, found upwards from the test binaries.</summary>
+    public static string RepositoryRoot
+    {
+        get
+        {
+            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+                if (File.Exists(System.IO.Path.Combine(dir.FullName, "SiaExporter.sln"))) return dir.FullName;
+            throw new InvalidOperationException($"no SiaExporter.sln above {AppContext.BaseDirectory}");
+        }
+    }
+
+    public static CollectorObjectOptions Options(string? pinDirectory = null, string ports = PortClassSet.Default,
+        int maxClients = BpfConstants.DefaultMaxClients) =>
+        new(Path, PortClassSet.Parse(ports), maxClients, pinDirectory);
+}
+
+/// <summary>A pin directory /sys/fs/bpf/natdev-&lt;random&gt;, removed with everything in it (links detached).</summary>
+internal sealed class TempPinDirectory : IDisposable
+{
+    public TempPinDirectory() => Path = $"/sys/fs/bpf/natdev-{Guid.NewGuid():N}"[..32];
+
+    public string Path { get; }
+
+    public void Dispose()
+    {
+        if (!Directory.Exists(Path)) return;
+        var links = HookAttachments.LinksDirectory(Path);
+        if (Directory.Exists(links))
+            foreach (var link in Directory.EnumerateFiles(links)) PinnedLink.DetachAndUnpin(link);
+        Directory.Delete(Path, recursive: true);
+    }
+}
+
+/// <summary>Collects log lines so tests can assert what was said.</summary>
+internal sealed class ListLogger : ILogger
+{
+    private readonly List<(LogLevel Level, string Message)> _lines = [];
+
+    public IReadOnlyList<(LogLevel Level, string Message)> Lines
+    {
+        get
+        {
+            lock (_lines) return _lines.ToArray();
+        }
+    }
+
+    public bool Said(string fragment, LogLevel? level = null) =>
+        Lines.Any(l => l.Message.Contains(fragment, StringComparison.Ordinal) && (level is null || l.Level == level));
+
+    public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+    public bool IsEnabled(LogLevel logLevel) => true;
+
+    public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+    {
+        lock (_lines) _lines.Add((logLevel, formatter(state, exception)));
+    }
+}
+
+/// <summary>Runs a command (ip, bpftool) and returns its stdout; throws on a non-zero exit.</summary>
+internal static class Shell
+{
+    public static string Run(string file, params string[] arguments)
+    {
+        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in arguments) start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        if (process.ExitCode != 0)
+            throw new InvalidOperationException($"{file} {string.Join(' ', arguments)} exited {process.ExitCode}: {error}");
+        return output.Result;
+    }
+
+    public static void TryRun(string file, params string[] arguments)
+    {
+        try
+        {
+            Run(file, arguments);
+        }
+        catch (InvalidOperationException)
+        {
+        }
+    }
+}

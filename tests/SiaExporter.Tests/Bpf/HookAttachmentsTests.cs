@@ -1,0 +1,177 @@
+using System.Text.Json;
+using SiaExporter.Bpf;
+using SiaExporter.Counters;
+using SiaExporter.Hosting;
+using SiaExporter.Native;
+using Xunit;
+
+namespace SiaExporter.Tests.Bpf;
+
+public sealed class HookAttachmentsTests
+{
+    private static readonly ClientAddress Peer = ClientAddress.Parse(VethPair.PeerAddress);
+
+    [KernelFact]
+    public void Attaches_native_xdp_and_tcx_egress_once_each_and_counts_traffic()
+    {
+        using var veth = new VethPair();
+        using var pins = new TempPinDirectory();
+        using var collector = CollectorObject.Load(TestObject.Options(pins.Path), new ListLogger());
+        using var attachments = HookAttachments.Attach(collector, [veth.Host], XdpMode.Auto, TcAttachMode.Auto, new ListLogger());
+
+        Assert.Equal(
+            [new AttachedHook(veth.Host, HookAttachments.IfIndexOf(veth.Host), "xdp", "native"),
+             new AttachedHook(veth.Host, HookAttachments.IfIndexOf(veth.Host), "tc", "tcx")],
+            attachments.Attached);
+        Assert.Equal([ProgramId(collector.XdpIngressFd)], NetShow(veth.Host).XdpDriverIds);
+        Assert.Equal([ProgramId(collector.TcEgressFd)], TcxQuery.ProgramIds(HookAttachments.IfIndexOf(veth.Host), Hook.TcEgress));
+        Assert.Empty(TcxQuery.ProgramIds(HookAttachments.IfIndexOf(veth.Host), Hook.TcIngress));
+        Assert.True(File.Exists(Path.Combine(pins.Path, "links", $"{veth.Host}-xdp")));
+        Assert.True(File.Exists(Path.Combine(pins.Path, "links", $"{veth.Host}-tc-egress")));
+        Assert.Empty(attachments.FindDetached());
+
+        // 9984/udp is class 2: received = slot 4 (down), sent = slot 5 (up)
+        veth.SendUdpToHost(9984);
+        Shell.Run("bash", "-c", $"echo natdev > /dev/udp/{VethPair.PeerAddress}/9984");
+        var reader = new CounterReader(collector);
+        var seen = WaitFor(() => reader.Read() is var s && Array.IndexOf(s.Clients, Peer) is var i && i >= 0
+            && s.Get(i, 4).Packets >= 1 && s.Get(i, 5).Packets >= 1);
+        Assert.True(seen, "one datagram each way was not counted for the peer");
+    }
+
+    [KernelFact]
+    public void Restart_adopts_the_pinned_links_keeps_one_program_per_hook_and_the_counts()
+    {
+        using var veth = new VethPair();
+        using var pins = new TempPinDirectory();
+        var ifIndex = HookAttachments.IfIndexOf(veth.Host);
+        using (var first = CollectorObject.Load(TestObject.Options(pins.Path), new ListLogger()))
+        {
+            var attachments = HookAttachments.Attach(first, [veth.Host], XdpMode.Auto, TcAttachMode.Auto, new ListLogger());
+            KernelMapWriter.PutClient(first, Peer, 4000, 40);
+            attachments.ReleaseWithoutDetaching(); // as after SIGKILL: programs stay attached and pinned
+        }
+        Assert.Single(NetShow(veth.Host).XdpDriverIds);
+
+        using var second = CollectorObject.Load(TestObject.Options(pins.Path), new ListLogger());
+        using var again = HookAttachments.Attach(second, [veth.Host], XdpMode.Auto, TcAttachMode.Auto, new ListLogger());
+
+        Assert.Equal(PinnedMapsOutcome.Reused, second.MapsOutcome);
+        Assert.All(again.Items, a => Assert.True(a.Adopted));
+        Assert.Equal([ProgramId(second.XdpIngressFd)], NetShow(veth.Host).XdpDriverIds);
+        Assert.Equal([ProgramId(second.TcEgressFd)], TcxQuery.ProgramIds(ifIndex, Hook.TcEgress));
+        var snapshot = new CounterReader(second).Read();
+        var index = Array.IndexOf(snapshot.Clients, Peer);
+        Assert.True(snapshot.Get(index, 0).Bytes >= 4000 * (ulong)second.PossibleCpus);
+        Assert.Empty(again.FindDetached());
+    }
+
+    [KernelFact]
+    public void Dispose_detaches_everything_and_leaves_no_link_pinned()
+    {
+        using var veth = new VethPair();
+        using var pins = new TempPinDirectory();
+        var ifIndex = HookAttachments.IfIndexOf(veth.Host);
+        using var collector = CollectorObject.Load(TestObject.Options(pins.Path), new ListLogger());
+        var attachments = HookAttachments.Attach(collector, [veth.Host], XdpMode.Auto, TcAttachMode.Auto, new ListLogger());
+
+        attachments.Dispose();
+
+        Assert.Empty(NetShow(veth.Host).XdpDriverIds);
+        Assert.Empty(TcxQuery.ProgramIds(ifIndex, Hook.TcEgress));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(HookAttachments.LinksDirectory(pins.Path)));
+        Assert.True(File.Exists(Path.Combine(pins.Path, "clients")), "maps stay pinned");
+    }
+
+    [KernelFact]
+    public void Forced_netlink_path_attaches_one_filter_per_hook_and_a_restart_replaces_it()
+    {
+        using var veth = new VethPair();
+        using var pins = new TempPinDirectory();
+        using (var first = CollectorObject.Load(TestObject.Options(pins.Path), new ListLogger()))
+        {
+            var attachments = HookAttachments.Attach(first, [veth.Host], XdpMode.Generic, TcAttachMode.Netlink, new ListLogger());
+            Assert.Equal(["tc_ingress/netlink", "tc/netlink"], attachments.Attached.Select(a => $"{a.Hook}/{a.Mode}").ToArray());
+            Assert.Empty(attachments.FindDetached());
+            attachments.ReleaseWithoutDetaching();
+        }
+
+        using var second = CollectorObject.Load(TestObject.Options(pins.Path), new ListLogger());
+        using (var again = HookAttachments.Attach(second, [veth.Host], XdpMode.Generic, TcAttachMode.Netlink, new ListLogger()))
+        {
+            var tc = NetShow(veth.Host).Tc;
+            Assert.Equal([("clsact/ingress", ProgramId(second.TcIngressFd))], tc.Where(t => t.Kind.EndsWith("ingress", StringComparison.Ordinal)).ToArray());
+            Assert.Equal([("clsact/egress", ProgramId(second.TcEgressFd))], tc.Where(t => t.Kind.EndsWith("egress", StringComparison.Ordinal)).ToArray());
+            Assert.Empty(NetShow(veth.Host).XdpDriverIds);
+            Assert.Empty(again.FindDetached());
+        }
+        Assert.Empty(NetShow(veth.Host).Tc);
+    }
+
+    [KernelFact]
+    public void Switching_modes_and_dropping_an_interface_detach_what_is_no_longer_wanted()
+    {
+        using var kept = new VethPair();
+        using var dropped = new VethPair();
+        using var pins = new TempPinDirectory();
+        using (var first = CollectorObject.Load(TestObject.Options(pins.Path), new ListLogger()))
+            HookAttachments.Attach(first, [kept.Host, dropped.Host], XdpMode.Native, TcAttachMode.Auto, new ListLogger())
+                .ReleaseWithoutDetaching();
+
+        using var second = CollectorObject.Load(TestObject.Options(pins.Path), new ListLogger());
+        var logger = new ListLogger();
+        using var again = HookAttachments.Attach(second, [kept.Host], XdpMode.Generic, TcAttachMode.Auto, logger);
+
+        Assert.Equal(["tc_ingress/tcx", "tc/tcx"], again.Attached.Select(a => $"{a.Hook}/{a.Mode}").ToArray());
+        Assert.Empty(NetShow(kept.Host).XdpDriverIds);
+        Assert.Equal([ProgramId(second.TcIngressFd)], TcxQuery.ProgramIds(HookAttachments.IfIndexOf(kept.Host), Hook.TcIngress));
+        Assert.Empty(NetShow(dropped.Host).XdpDriverIds);
+        Assert.Empty(TcxQuery.ProgramIds(HookAttachments.IfIndexOf(dropped.Host), Hook.TcEgress));
+        Assert.Equal(
+            [$"{kept.Host}-tc-egress", $"{kept.Host}-tc-ingress"],
+            Directory.EnumerateFiles(HookAttachments.LinksDirectory(pins.Path)).Select(p => Path.GetFileName(p)!).Order().ToArray());
+        Assert.True(logger.Said("no longer configured"));
+    }
+
+    [KernelFact]
+    public void Missing_interface_is_an_operator_error()
+    {
+        using var collector = CollectorObject.Load(TestObject.Options(), new ListLogger());
+        var e = Assert.Throws<OperatorException>(() =>
+            HookAttachments.Attach(collector, ["natdev-nothere"], XdpMode.Auto, TcAttachMode.Auto, new ListLogger()));
+        Assert.Equal("interface 'natdev-nothere' does not exist", e.What);
+        Assert.Contains("ip link", e.WhatToDo, StringComparison.Ordinal);
+    }
+
+    private static uint ProgramId(int programFd) => BpfInfo.OfProgram(programFd).Id;
+
+    private static bool WaitFor(Func<bool> condition)
+    {
+        for (var i = 0; i < 40; i++)
+        {
+            if (condition()) return true;
+            Thread.Sleep(50);
+        }
+        return false;
+    }
+
+    private sealed record NetShowResult(uint[] XdpDriverIds, (string Kind, uint Id)[] Tc);
+
+    /// <summary>`bpftool -j net show dev X`: driver-mode XDP program ids and netlink tc filters.</summary>
+    private static NetShowResult NetShow(string device)
+    {
+        using var json = JsonDocument.Parse(Shell.Run("bpftool", "-j", "net", "show", "dev", device));
+        var xdp = new List<uint>();
+        var tc = new List<(string, uint)>();
+        foreach (var entry in json.RootElement.EnumerateArray())
+        {
+            if (entry.TryGetProperty("xdp", out var xdps))
+                foreach (var x in xdps.EnumerateArray())
+                    if (x.GetProperty("mode").GetString() == "driver") xdp.Add(x.GetProperty("id").GetUInt32());
+            if (entry.TryGetProperty("tc", out var tcs))
+                foreach (var t in tcs.EnumerateArray())
+                    tc.Add((t.GetProperty("kind").GetString()!, t.GetProperty("id").GetUInt32()));
+        }
+        return new NetShowResult(xdp.ToArray(), tc.ToArray());
+    }
+}

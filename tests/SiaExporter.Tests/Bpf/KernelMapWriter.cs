@@ -1,0 +1,42 @@
+using SiaExporter.Bpf;
+using SiaExporter.Counters;
+using SiaExporter.Native;
+
+namespace SiaExporter.Tests.Bpf;
+
+/// <summary>Writes per-CPU counter values straight into the maps, as the programs would.</summary>
+internal static unsafe class KernelMapWriter
+{
+    /// <summary>Sets <paramref name="client"/>'s value: slot s = (bytes, packets) on every CPU, so the
+    /// summed value is cpus × that.</summary>
+    public static void PutClient(CollectorObject collector, ClientAddress client, ulong bytes, ulong packets)
+    {
+        var value = PerCpuValue(collector, bytes, packets);
+        var key = new byte[KernelSizes.ClientKey];
+        client.WriteKernelKey(key);
+        fixed (byte* k = key)
+        fixed (byte* v = value)
+            BpfErrors.Check(LibBpf.MapUpdateElem(collector.ClientsMapFd, k, v, 0), "update clients");
+    }
+
+    public static void PutAggregate(CollectorObject collector, int index, ulong bytes, ulong packets)
+    {
+        var value = PerCpuValue(collector, bytes, packets);
+        var key = (uint)index;
+        fixed (byte* v = value)
+            BpfErrors.Check(LibBpf.MapUpdateElem(collector.AggregatesMapFd, &key, v, 0), "update aggregates");
+    }
+
+    private static byte[] PerCpuValue(CollectorObject collector, ulong bytes, ulong packets)
+    {
+        var stride = KernelSizes.PerCpuStride(collector.ValueSize);
+        var value = new byte[stride * collector.PossibleCpus];
+        for (var cpu = 0; cpu < collector.PossibleCpus; cpu++)
+            for (var s = 0; s < collector.SlotCount; s++)
+            {
+                BitConverter.TryWriteBytes(value.AsSpan(cpu * stride + s * 16), bytes + (ulong)s);
+                BitConverter.TryWriteBytes(value.AsSpan(cpu * stride + s * 16 + 8), packets + (ulong)s);
+            }
+        return value;
+    }
+}

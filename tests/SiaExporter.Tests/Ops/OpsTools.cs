@@ -1,0 +1,76 @@
+using System.Diagnostics;
+using System.Text;
+using Xunit;
+
+namespace SiaExporter.Tests.Ops;
+
+/// <summary>Where the repository and the Prometheus tools are, for the ops-kit tests.</summary>
+internal static class OpsTools
+{
+    /// <summary>CI=true turns a missing promtool/prometheus from a skip into a failure.</summary>
+    public static bool IsCi => string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>The folder holding SiaExporter.sln, found by walking up from the test binaries.</summary>
+    public static string RepoRoot { get; } = FindRepoRoot();
+
+    private static string FindRepoRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "SiaExporter.sln")))
+                return dir.FullName;
+        throw new InvalidOperationException($"no SiaExporter.sln above {AppContext.BaseDirectory}");
+    }
+
+    /// <summary>Full path of an executable on PATH, or null.</summary>
+    public static string? Find(string name)
+    {
+        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "/usr/local/bin:/usr/bin:/bin").Split(':'))
+        {
+            if (dir.Length == 0) continue;
+            var path = Path.Combine(dir, name);
+            if (File.Exists(path)) return path;
+        }
+        return null;
+    }
+
+    /// <summary>The tool's path; fails the test (it was not skipped, so CI=true) when it is missing.</summary>
+    public static string Require(string name) =>
+        Find(name) ?? throw new Xunit.Sdk.XunitException(
+            $"{name} is not installed but CI=true requires it: apt-get install prometheus (Debian ships promtool in it)");
+
+    /// <summary>Runs a tool to completion; returns exit code and the combined output.</summary>
+    public static (int ExitCode, string Output) Run(string file, string workingDirectory, TimeSpan timeout, params string[] args)
+    {
+        var psi = new ProcessStartInfo(file)
+        {
+            WorkingDirectory = workingDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var output = new StringBuilder();
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(timeout))
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{file} {string.Join(' ', args)} did not finish in {timeout}");
+        }
+        output.Append(stdout.Result).Append(stderr.Result);
+        return (p.ExitCode, output.ToString());
+    }
+}
+
+/// <summary>A fact that needs external tools: skipped when one is missing, unless CI=true
+/// (then it runs and fails on the missing tool).</summary>
+public sealed class RequiresToolsFactAttribute : FactAttribute
+{
+    public RequiresToolsFactAttribute(params string[] tools)
+    {
+        var missing = tools.Where(t => OpsTools.Find(t) is null).ToArray();
+        if (missing.Length > 0 && !OpsTools.IsCi)
+            Skip = $"{string.Join(", ", missing)} not installed (apt-get install prometheus); a failure when CI=true";
+    }
+}
