@@ -64,6 +64,10 @@ public sealed class TestNetwork : IDisposable
     public PhysicalAddress HostMac { get; private set; } = PhysicalAddress.None;
     public PhysicalAddress PeerMac { get; private set; } = PhysicalAddress.None;
 
+    /// <summary>Where the product pins maps and links for this network (created by the loader,
+    /// removed with the network).</summary>
+    public string PinDirectory => $"/sys/fs/bpf/{Name}";
+
     /// <summary>Runs code inside the namespace (sockets made there stay there).</summary>
     public NamespaceThread InNamespace => _thread ?? throw new ObjectDisposedException(nameof(TestNetwork));
 
@@ -181,7 +185,10 @@ public sealed class TestNetwork : IDisposable
         var removed = new List<string>();
         var namespaces = ListNamespaces();
         var links = ListHostLinks();
-        foreach (var stem in namespaces.Concat(links.Select(l => l[..^1])).Distinct())
+        var pins = Directory.Exists("/sys/fs/bpf")
+            ? Directory.GetDirectories("/sys/fs/bpf", Prefix + "*").Select(d => Path.GetFileName(d)!)
+            : [];
+        foreach (var stem in namespaces.Concat(links.Select(l => l[..^1])).Concat(pins).Distinct())
         {
             if (OwnerAlive(stem)) continue;
             Remove(stem);
@@ -217,6 +224,12 @@ public sealed class TestNetwork : IDisposable
         {
             Shell.Try("ip", "-n", stem, "link", "del", stem + "n");
             Shell.Try("ip", "netns", "del", stem);
+        }
+        // Pins: links of a deleted device are defunct; removing the pins frees links and maps.
+        var pins = $"/sys/fs/bpf/{stem}";
+        if (Directory.Exists(pins))
+        {
+            try { Directory.Delete(pins, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         }
         try { File.Delete(Path.Combine(OwnerDirectory, stem)); } catch (IOException) { }
     }

@@ -14,10 +14,10 @@ namespace SiaExporter.Tests.EndToEnd;
 [Trait("Category", "EndToEnd")]
 public sealed class TruthSelfCheckTests(ITestOutputHelper output)
 {
-    [RootFact]
+    [KernelFact]
     public void Truth_matches_the_plan_with_offloads_on() => CheckTruth(offloads: true);
 
-    [RootFact]
+    [KernelFact]
     public void Truth_matches_the_plan_with_offloads_off() => CheckTruth(offloads: false);
 
     private void CheckTruth(bool offloads)
@@ -92,7 +92,7 @@ public sealed class TruthSelfCheckTests(ITestOutputHelper output)
         run.DeletePcap();
     }
 
-    [RootFact]
+    [KernelFact]
     public void Leftovers_of_a_crashed_run_are_removed()
     {
         Root.Require();
@@ -106,7 +106,7 @@ public sealed class TruthSelfCheckTests(ITestOutputHelper output)
         Assert.False(Directory.Exists($"/sys/class/net/{stem}h"));
     }
 
-    [RootFact]
+    [KernelFact]
     public void A_live_network_survives_leftover_cleanup_and_sockets_made_inside_stay_inside()
     {
         using var net = TestNetwork.Create();
