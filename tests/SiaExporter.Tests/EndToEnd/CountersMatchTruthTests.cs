@@ -16,11 +16,13 @@ namespace SiaExporter.Tests.EndToEnd;
 public sealed class CountersMatchTruthTests(ITestOutputHelper output)
 {
     [KernelTheory]
-    [InlineData(XdpMode.Native, true)]
-    [InlineData(XdpMode.Native, false)]
-    [InlineData(XdpMode.Generic, true)]
-    [InlineData(XdpMode.Generic, false)]
-    public void Counters_equal_the_capture_truth(XdpMode xdpMode, bool offloads)
+    [InlineData(XdpMode.Native, true, false)]
+    [InlineData(XdpMode.Native, false, false)]
+    [InlineData(XdpMode.Generic, true, false)]
+    [InlineData(XdpMode.Generic, false, false)]
+    [InlineData(XdpMode.Native, true, true)]
+    [InlineData(XdpMode.Generic, true, true)]
+    public void Counters_equal_the_capture_truth(XdpMode xdpMode, bool offloads, bool concurrentTcp)
     {
         var sw = Stopwatch.StartNew();
         using var net = TestNetwork.Create(offloads);
@@ -29,11 +31,13 @@ public sealed class CountersMatchTruthTests(ITestOutputHelper output)
         Assert.Equal([expectedIngress, "tc/tcx"], collector.Attachments.Attached.Select(a => $"{a.Hook}/{a.Mode}").ToArray());
         var before = collector.Read();
 
-        var run = TruthRun.Record(net, TrafficPlan.Standard(net));
+        var plan = TrafficPlan.Standard(net);
+        plan = concurrentTcp ? plan.WithConcurrentTcp() : plan;
+        var run = TruthRun.Record(net, plan);
         var after = collector.Read();
 
         var counted = TruthComparison.Delta(before, after);
-        output.WriteLine($"{net.Name} {xdpMode} offloads {(offloads ? "on" : "off")}, {sw.ElapsedMilliseconds} ms; capture {run.Capture}");
+        output.WriteLine($"{net.Name} {xdpMode} offloads {(offloads ? "on" : "off")}{(concurrentTcp ? ", concurrent TCP" : "")}, {sw.ElapsedMilliseconds} ms; capture {run.Capture}");
         output.WriteLine(run.Truth.Describe());
         output.WriteLine("host side (peer) offloads: " + OffloadSummary(net));
         var diffs = TruthComparison.Differences(run.Truth, counted, after, before);

@@ -6,8 +6,12 @@ namespace SiaExporter.Tests.EndToEnd;
 
 /// <summary>
 /// tcpdump on the namespace end of the veth: every frame that crossed the pair, both directions,
-/// whole (-s 0), written as it arrives (-U, --immediate-mode: without it frames still sitting in the
-/// TPACKET_V3 ring when SIGINT arrives are never written). Stopped with SIGINT; <see cref="Stop"/>
+/// written as it arrives (-U, --immediate-mode: without it frames still sitting in the TPACKET_V3
+/// ring when SIGINT arrives are never written). Immediate mode makes libpcap use TPACKET_V2, whose
+/// ring slots are sized by the snap length: at -s 0 (256 KiB) a 64 MiB ring holds ~250 frames and a
+/// burst of concurrent flows overflowed it. So the snap length is 2048: every real frame (≤ 1514 B,
+/// IP fragments included) is captured whole; only GSO super-packets are cut, and for those the
+/// decoder uses frame.len and the IP header's lengths (tcp.len), never the captured bytes. Stopped with SIGINT; <see cref="Stop"/>
 /// waits for the file to be flushed and fails if the kernel dropped anything.
 /// </summary>
 public sealed partial class PacketCapture : IDisposable
@@ -25,6 +29,8 @@ public sealed partial class PacketCapture : IDisposable
 
     public string Path { get; }
 
+    public const int SnapLength = 2048;
+
     public sealed record Stats(long Captured, long ReceivedByFilter, long DroppedByKernel);
 
     public static PacketCapture Start(TestNetwork net, string path)
@@ -38,7 +44,7 @@ public sealed partial class PacketCapture : IDisposable
         // `ip netns exec` execs tcpdump in place: the pid we hold is tcpdump's. -Z root: Debian's
         // tcpdump otherwise drops to user tcpdump and may not write the file.
         foreach (var a in new[] { "netns", "exec", net.Namespace, "tcpdump", "-i", net.PeerInterface, "-w", path,
-                     "-U", "--immediate-mode", "-s", "0", "-B", "65536", "-n", "-Z", "root" })
+                     "-U", "--immediate-mode", "-s", SnapLength.ToString(System.Globalization.CultureInfo.InvariantCulture), "-B", "65536", "-n", "-Z", "root" })
             psi.ArgumentList.Add(a);
         var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start tcpdump");
         var capture = new PacketCapture(p, path);

@@ -60,64 +60,143 @@ public sealed class TrafficPlan
         return plan;
     }
 
+    /// <summary>Run the TCP exchanges all at once (flows spread over CPUs, the per-CPU counters
+    /// summed) instead of one after another. UDP ping-pongs always run one at a time.</summary>
+    public bool ConcurrentTcp { get; init; }
+
+    public TrafficPlan WithConcurrentTcp()
+    {
+        var copy = new TrafficPlan { ConcurrentTcp = true, Settle = Settle };
+        copy.Inbound.AddRange(Inbound);
+        copy.DialOut.AddRange(DialOut);
+        copy.Udp.AddRange(Udp);
+        return copy;
+    }
+
     /// <summary>Runs every exchange; throws if any byte went missing.</summary>
     public PlanResult Run(TestNetwork net)
     {
         var result = new PlanResult();
-        foreach (var x in Inbound) RunInbound(net, x, result);
-        foreach (var x in DialOut) RunDialOut(net, x, result);
+        using (var listeners = new Listeners())
+        {
+            var tcp = Inbound.Select(x => (Action)(() => RunInbound(net, listeners, x, result)))
+                .Concat(DialOut.Select(x => (Action)(() => RunDialOut(net, listeners, x, result))))
+                .ToList();
+            if (ConcurrentTcp)
+            {
+                var tasks = tcp.Select(Dedicated).ToArray();
+                if (!Task.WaitAll(tasks, ExchangeTimeout * 2))
+                    throw new TimeoutException("concurrent TCP exchanges did not finish");
+            }
+            else
+                foreach (var exchange in tcp) exchange();
+        }
         foreach (var x in Udp) RunUdp(net, x, result);
         Thread.Sleep(Settle);
         return result;
     }
 
+    /// <summary>Blocking socket work runs on threads of its own: on a 2-CPU machine a dozen blocked
+    /// pool threads starve the pool and stall the plan for seconds.</summary>
+    private static Task Dedicated(Action action) =>
+        Task.Factory.StartNew(action, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
     private static readonly byte[] Pattern = Enumerable.Range(0, 65536).Select(b => (byte)(b * 31 + 7)).ToArray();
     private static readonly TimeSpan ExchangeTimeout = TimeSpan.FromSeconds(20);
 
-    private static void RunInbound(TestNetwork net, TcpInbound x, PlanResult result)
+    private static void RunInbound(TestNetwork net, Listeners listeners, TcpInbound x, PlanResult result)
     {
         var hostEp = new IPEndPoint(net.HostAddressFor(x.Client), x.HostPort);
-        using var listener = new Socket(hostEp.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        listener.Bind(hostEp);
-        listener.Listen(1);
         var client = net.InNamespace.Run(() =>
         {
             var s = new Socket(hostEp.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
             s.Bind(new IPEndPoint(x.Client, 0));
             return s;
         });
-        var accept = listener.AcceptAsync();
+        var accept = listeners.Expect(hostEp, (IPEndPoint)client.LocalEndPoint!, factory => factory());
         client.Connect(hostEp);
         var server = accept.WaitAsync(ExchangeTimeout).GetAwaiter().GetResult();
-        var serverSide = Task.Run(() => Respond(server, x.ClientSends, x.HostSends));
-        var clientSide = Task.Run(() => Request(client, x.ClientSends, x.HostSends));
+        var serverSide = Dedicated(() => Respond(server, x.ClientSends, x.HostSends));
+        var clientSide = Dedicated(() => Request(client, x.ClientSends, x.HostSends));
         Task.WaitAll([serverSide, clientSide], ExchangeTimeout);
         Check(serverSide, clientSide, $"TCP {x.Client} -> {hostEp}");
         var cls = new PortClass((ushort)x.HostPort, Protocol.Tcp);
         result.AddTcp(x.Client, cls, down: x.ClientSends, up: x.HostSends);
     }
 
-    private static void RunDialOut(TestNetwork net, TcpDialOut x, PlanResult result)
+    private static void RunDialOut(TestNetwork net, Listeners listeners, TcpDialOut x, PlanResult result)
     {
         var peerEp = new IPEndPoint(x.Peer, x.PeerPort);
-        using var listener = net.InNamespace.Run(() =>
-        {
-            var s = new Socket(peerEp.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-            s.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-            s.Bind(peerEp);
-            s.Listen(1);
-            return s;
-        });
         var host = new Socket(peerEp.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        var accept = listener.AcceptAsync();
+        host.Bind(new IPEndPoint(net.HostAddressFor(x.Peer), 0));
+        var accept = listeners.Expect(peerEp, (IPEndPoint)host.LocalEndPoint!, net.InNamespace.Run);
         host.Connect(peerEp);
         var peer = accept.WaitAsync(ExchangeTimeout).GetAwaiter().GetResult();
-        var peerSide = Task.Run(() => Respond(peer, x.HostSends, x.PeerSends));
-        var hostSide = Task.Run(() => Request(host, x.HostSends, x.PeerSends));
+        var peerSide = Dedicated(() => Respond(peer, x.HostSends, x.PeerSends));
+        var hostSide = Dedicated(() => Request(host, x.HostSends, x.PeerSends));
         Task.WaitAll([peerSide, hostSide], ExchangeTimeout);
         Check(peerSide, hostSide, $"TCP host -> {peerEp}");
         result.AddTcp(x.Peer, new PortClass((ushort)x.PeerPort, Protocol.Tcp), down: x.PeerSends, up: x.HostSends);
+    }
+
+    /// <summary>
+    /// One listening socket per endpoint (made in the namespace or the root namespace by the given
+    /// runner), shared by every exchange to it; an accepted connection goes to the exchange that
+    /// registered its client endpoint.
+    /// </summary>
+    private sealed class Listeners : IDisposable
+    {
+        private readonly Dictionary<IPEndPoint, Socket> _listening = new();
+        private readonly Dictionary<(IPEndPoint Local, IPEndPoint Remote), TaskCompletionSource<Socket>> _waiting = new();
+        private readonly List<Task> _loops = [];
+
+        public Task<Socket> Expect(IPEndPoint listen, IPEndPoint remote, Func<Func<Socket>, Socket> createIn)
+        {
+            lock (_waiting)
+            {
+                if (!_listening.ContainsKey(listen))
+                {
+                    var socket = createIn(() =>
+                    {
+                        var s = new Socket(listen.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+                        s.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+                        s.Bind(listen);
+                        s.Listen(64);
+                        return s;
+                    });
+                    _listening[listen] = socket;
+                    _loops.Add(Task.Run(() => AcceptLoop(listen, socket)));
+                }
+                return Waiter(listen, remote).Task;
+            }
+        }
+
+        private TaskCompletionSource<Socket> Waiter(IPEndPoint local, IPEndPoint remote)
+        {
+            if (!_waiting.TryGetValue((local, remote), out var tcs))
+                _waiting[(local, remote)] = tcs = new TaskCompletionSource<Socket>(TaskCreationOptions.RunContinuationsAsynchronously);
+            return tcs;
+        }
+
+        private async Task AcceptLoop(IPEndPoint local, Socket listener)
+        {
+            while (true)
+            {
+                Socket accepted;
+                try { accepted = await listener.AcceptAsync(); }
+                catch (ObjectDisposedException) { return; }
+                catch (SocketException) { return; }
+                var remote = (IPEndPoint)accepted.RemoteEndPoint!;
+                lock (_waiting) Waiter(local, remote).TrySetResult(accepted);
+            }
+        }
+
+        public void Dispose()
+        {
+            lock (_waiting)
+                foreach (var s in _listening.Values) s.Dispose();
+            Task.WaitAll(_loops.ToArray(), TimeSpan.FromSeconds(5));
+        }
     }
 
     /// <summary>The side that opened: send, half-close, read the answer to EOF, close.</summary>
@@ -220,6 +299,11 @@ public sealed class PlanResult
 
     internal void AddTcp(IPAddress client, PortClass cls, long down, long up)
     {
+        lock (_payload) AddTcpLocked(client, cls, down, up);
+    }
+
+    private void AddTcpLocked(IPAddress client, PortClass cls, long down, long up)
+    {
         var c = ClientAddress.FromIPAddress(client);
         foreach (var (dir, bytes) in new[] { (Direction.Down, down), (Direction.Up, up) })
         {
@@ -230,6 +314,11 @@ public sealed class PlanResult
     }
 
     internal void AddDatagram(IPAddress client, PortClass cls, Direction dir, int size)
+    {
+        lock (_payload) AddDatagramLocked(client, cls, dir, size);
+    }
+
+    private void AddDatagramLocked(IPAddress client, PortClass cls, Direction dir, int size)
     {
         var key = new FlowKey(ClientAddress.FromIPAddress(client), cls, dir);
         _payload[key] = _payload.GetValueOrDefault(key) + size;
