@@ -5,6 +5,7 @@ public static class Program
     public static int Main(string[] args)
     {
         if (args is ["scrape", ..]) return ScrapeBench.Run(args[1..]);
+        if (args is ["sqlite", ..]) return SqliteBench.Run(args[1..]);
         Console.Error.WriteLine("usage: SiaExporter.Bench <bpf|scrape|sqlite>");
         return 2;
     }

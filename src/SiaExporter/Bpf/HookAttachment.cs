@@ -168,6 +168,7 @@ internal static unsafe class NetlinkFilter
     {
         var tcHook = TcHook.Create(ifIndex, hook.TcAttachPoint());
         var options = TcOptions.Create(HookAttachment.NetlinkHandle, HookAttachment.NetlinkPriority);
+        using var quiet = LibBpfLog.Quiet(); // no clsact qdisc or no filter of ours is the usual answer
         return LibBpf.TcDetach(&tcHook, &options) == 0;
     }
 
@@ -176,6 +177,7 @@ internal static unsafe class NetlinkFilter
     {
         var tcHook = TcHook.Create(ifIndex, hook.TcAttachPoint());
         var options = TcOptions.Create(HookAttachment.NetlinkHandle, HookAttachment.NetlinkPriority);
+        using var quiet = LibBpfLog.Quiet();
         return LibBpf.TcQuery(&tcHook, &options) == 0 ? options.ProgramId : 0;
     }
 }

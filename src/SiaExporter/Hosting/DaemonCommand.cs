@@ -1,13 +1,110 @@
+using Microsoft.Extensions.Logging.Console;
+using SiaExporter.Counters;
+using SiaExporter.Metrics;
+using SiaExporter.Storage;
+using SiaExporter.Web;
+
 namespace SiaExporter.Hosting;
 
-/// <summary>`collector run`: builds the host and runs it until SIGTERM/Ctrl-C.</summary>
+/// <summary>`collector run`: the Generic Host with Kestrel for /metrics, run until SIGTERM/Ctrl-C.</summary>
 public static class DaemonCommand
 {
-    public static Task<int> RunAsync(CollectorOptions options, string[] args)
+    public static async Task<int> RunAsync(CollectorOptions options, string[] args)
     {
-        _ = options;
-        _ = args;
-        Console.Error.WriteLine("collector: the daemon is being assembled; see the kernel core issue");
-        return Task.FromResult(1);
+        if (args.Length > 0)
+            throw new SettingsException([$"run takes no arguments (got '{string.Join(' ', args)}'); settings are --kebab-case flags"]);
+        Preflight.Check(options);
+        WebConfig? web = null;
+        if (options.WebConfigFile is not null)
+        {
+            try
+            {
+                web = WebConfig.Load(options.WebConfigFile);
+            }
+            catch (WebConfigException e)
+            {
+                throw e.ToOperatorException();
+            }
+        }
+
+        var app = Build(options, web);
+        await app.RunAsync().ConfigureAwait(false);
+        return 0;
+    }
+
+    public static WebApplication Build(CollectorOptions options, WebConfig? web)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            Args = [],
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+        builder.Host.UseSystemd();
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
+        ConfigureLogging(builder.Logging);
+        builder.ConfigureCollectorEndpoint(ListenAddress.Parse(options.ListenAddress), web);
+
+        var services = builder.Services;
+        services.AddSingleton(options);
+        services.AddSingleton(TimeProvider.System);
+        // Order matters: hosted services start in this order and stop in reverse, so the kernel
+        // hooks are up before any reader starts and still up for the final flush.
+        services.AddSingleton<KernelCounters>();
+        services.AddHostedService(sp => sp.GetRequiredService<KernelCounters>());
+        services.AddSingleton(sp => new SnapshotSource(sp.GetRequiredService<KernelCounters>(), sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton(sp => TrafficHistory.Open(options.SqlitePath, options.Ports,
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger<TrafficHistory>(), sp.GetRequiredService<TimeProvider>()));
+        services.AddHostedService(sp =>
+        {
+            var source = sp.GetRequiredService<SnapshotSource>();
+            return new HistoryFlushService(sp.GetRequiredService<TrafficHistory>(), source.Fresh, source.Evict, options,
+                sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<HistoryFlushService>>());
+        });
+        services.AddSingleton(sp =>
+        {
+            var kernel = sp.GetRequiredService<KernelCounters>();
+            var history = sp.GetRequiredService<TrafficHistory>();
+            var source = sp.GetRequiredService<SnapshotSource>();
+            return new MetricsExporter(options, source.Current, new MetricsSources
+            {
+                BpfPrograms = kernel.ProgramStats,
+                Attachments = kernel.Attachments,
+                LastMapReadDuration = () => source.LastReadDuration,
+                History = () => (history.LastSuccess, history.FailureCount),
+                MapCapacity = options.MaxClients,
+            }, sp.GetRequiredService<ILoggerFactory>().CreateLogger<MetricsExporter>());
+        });
+        services.AddHostedService<TopClientsLog>();
+
+        var app = builder.Build();
+        MetricsExporter.ConfigureDefaultRegistry();
+        var source = app.Services.GetRequiredService<SnapshotSource>();
+        app.MapSiaMetrics(app.Services.GetRequiredService<MetricsExporter>());
+        app.MapSiaIndexPage(new IndexPage(source.Current, options));
+        app.Lifetime.ApplicationStarted.Register(() => app.Logger.LogInformation(
+            "serving /metrics on {Listen} ({Scheme}); counting {Ports} on {Interfaces}; history in {Database}",
+            options.ListenAddress, web?.Tls is null ? "http" : "https", options.Ports, string.Join(',', options.Interfaces), options.SqlitePath));
+        return app;
+    }
+
+    private static void ConfigureLogging(ILoggingBuilder logging)
+    {
+        logging.ClearProviders();
+        logging.SetMinimumLevel(LogLevel.Information);
+        logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Warning);
+        // A start-up failure is printed once by Program.Main as one operator-readable line; the
+        // host's own "Hosting failed to start" entry would repeat it with a stack trace.
+        logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
+        if (Microsoft.Extensions.Hosting.Systemd.SystemdHelpers.IsSystemdService())
+            logging.AddSystemdConsole(o => o.UseUtcTimestamp = true);
+        else
+            logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ssZ ";
+                o.UseUtcTimestamp = true;
+                o.ColorBehavior = LoggerColorBehavior.Disabled;
+            });
     }
 }

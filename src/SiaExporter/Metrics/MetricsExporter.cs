@@ -29,6 +29,9 @@ public sealed class MetricsSources
     /// without it the time the snapshot provider took is shown.</summary>
     public Func<TimeSpan>? LastMapReadDuration { get; init; }
 
+    /// <summary>The SQLite history's health: when the last flush committed, and how many failed.</summary>
+    public Func<(DateTimeOffset? LastSuccess, long Failures)>? History { get; init; }
+
     /// <summary>The kernel map's capacity; default CollectorOptions.MaxClients.</summary>
     public int? MapCapacity { get; init; }
 
@@ -72,6 +75,8 @@ public sealed class MetricsExporter
     private readonly Counter _bpfRuns;
     private readonly Gauge _mapReadDuration;
     private readonly Gauge _scrapeDuration;
+    private readonly Gauge _sqliteLastSuccess;
+    private readonly Counter _sqliteFailures;
     private readonly Counter _errors;
 
     private readonly Dictionary<ClientAddress, ClientSeries> _series = new();
@@ -133,6 +138,10 @@ public sealed class MetricsExporter
         _errors = f.CreateCounter("sia_exporter_errors_total",
             "Failures while publishing: counter_read (the scrape served the previous values), state_write (no client joined or left /metrics in that scrape).",
             "operation");
+        _sqliteLastSuccess = f.CreateGauge("sia_exporter_sqlite_last_success_timestamp_seconds",
+            "Unix time of the last flush to the SQLite history that committed (0 until the first).");
+        _sqliteFailures = f.CreateCounter("sia_exporter_sqlite_flush_failures_total",
+            "Flushes to the SQLite history that failed after their retries; their deltas are kept and written by a later flush.");
         _errors.WithLabels("counter_read");
         _errors.WithLabels("state_write");
         _mapCapacity.Set(_sources.MapCapacity ?? options.MaxClients);
@@ -248,12 +257,16 @@ public sealed class MetricsExporter
             _logger.LogInformation("The counter maps were recreated ({Old} -> {New}): client series start afresh", _state.Generation, snapshot.Generation);
             _state = null;
         }
+        // After a restore the growth since the persisted state spans scrapes whose `other` the
+        // previous process already served: no client may take its whole value back from it then.
+        var growthIsSinceLastServed = !_restored;
         _restored = false;
         _state ??= new PublicationState(snapshot.Generation, ports, lanes);
         _slotSeries ??= CreateSlotSeries(snapshot.Classes);
 
         _activity.Observe(snapshot);
-        var (next, structural) = PublicationEngine.Advance(_state, snapshot, _activity, _options.MetricsTopClients, _options.ClientIdleTimeout, allowStructural: true);
+        var (next, structural) = PublicationEngine.Advance(_state, snapshot, _activity, _options.MetricsTopClients, _options.ClientIdleTimeout, allowStructural: true,
+            growthIsSinceLastServed);
         if (structural)
         {
             try
@@ -264,7 +277,8 @@ public sealed class MetricsExporter
             {
                 _errors.WithLabels("state_write").Inc();
                 _logger.LogWarning("Saving the metrics state to {Path} failed ({Error}); no client joins or leaves /metrics until it works", _statePath, e.Message);
-                (next, _) = PublicationEngine.Advance(_state, snapshot, _activity, _options.MetricsTopClients, _options.ClientIdleTimeout, allowStructural: false);
+                (next, _) = PublicationEngine.Advance(_state, snapshot, _activity, _options.MetricsTopClients, _options.ClientIdleTimeout, allowStructural: false,
+                    growthIsSinceLastServed);
             }
         }
         _state = next;
@@ -354,6 +368,12 @@ public sealed class MetricsExporter
 
     private void PublishSelfMetrics()
     {
+        if (_sources.History is { } history)
+        {
+            var (lastSuccess, failures) = history();
+            if (lastSuccess is { } at) _sqliteLastSuccess.Set(at.ToUnixTimeMilliseconds() / 1000.0);
+            _sqliteFailures.IncTo(failures);
+        }
         if (_sources.BpfPrograms is { } programs)
         {
             try

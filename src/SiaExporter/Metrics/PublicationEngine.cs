@@ -67,8 +67,8 @@ internal sealed class ActivityTracker
 /// <list type="bullet">
 /// <item>The host series grow by the growth of the kernel's total counter (exact totals).</item>
 /// <item>A published client's series grow by the growth of its kernel entry; an entry that went
-/// down was evicted and recreated, so all of its new value is growth. Its series start at zero when
-/// it is first published.</item>
+/// down was evicted and recreated, so all of its new value is growth. When first published its
+/// series start at its whole value if that traffic is new since the last scrape, else at zero.</item>
 /// <item><c>other</c> is the rest: host growth minus the published clients' growth, plus the whole
 /// value of a client that stops being published. So <c>other + Σ clients == host</c> exactly, and
 /// nothing goes down.</item>
@@ -101,6 +101,8 @@ internal static class PublicationEngine
     /// the new state must be restorable from the last persisted one (the state file could not be
     /// written): no client joins or leaves, no restarted entry or new map generation is taken in;
     /// values only grow. <paramref name="activity"/> must have observed the snapshot already.
+    /// <paramref name="growthIsSinceLastServed"/> false (first scrape after a restore) keeps new
+    /// clients' series at zero, since part of the growth was already served as <c>other</c>.
     /// </summary>
     public static (PublicationState State, bool Structural) Advance(
         PublicationState previous,
@@ -108,7 +110,8 @@ internal static class PublicationEngine
         ActivityTracker activity,
         int topClients,
         TimeSpan idleTimeout,
-        bool allowStructural)
+        bool allowStructural,
+        bool growthIsSinceLastServed = true)
     {
         var lanes = previous.Lanes;
         if (lanes != PublicationState.LanesFor(snapshot.Classes))
@@ -193,6 +196,7 @@ internal static class PublicationEngine
         }
 
         // Share the host growth: clients first (all of it in a consistent read), the rest to other.
+        Span<ulong> otherGrowth = stackalloc ulong[lanes];
         for (var l = 0; l < lanes; l++)
         {
             ulong owed = 0;
@@ -205,6 +209,7 @@ internal static class PublicationEngine
                     member.Pending[l] = 0;
                 }
                 state.Other[l] += hostGrowth[l] - owed;
+                if (growthIsSinceLastServed) otherGrowth[l] = hostGrowth[l] - owed;
             }
             else
             {
@@ -234,11 +239,12 @@ internal static class PublicationEngine
             structural = true;
         }
 
-        structural |= Rank(state, snapshot, activity, Math.Max(0, topClients), idleBefore, left);
+        structural |= Rank(state, snapshot, activity, Math.Max(0, topClients), idleBefore, left, otherGrowth);
         return (state, structural);
     }
 
-    private static bool Rank(PublicationState state, CounterSnapshot snapshot, ActivityTracker activity, int top, DateTimeOffset idleBefore, HashSet<ClientAddress> left)
+    private static bool Rank(PublicationState state, CounterSnapshot snapshot, ActivityTracker activity, int top, DateTimeOffset idleBefore,
+        HashSet<ClientAddress> left, Span<ulong> otherGrowth)
     {
         var changed = false;
         var members = state.Clients.Values.ToList();
@@ -279,24 +285,46 @@ internal static class PublicationEngine
         var next = 0;
         while (state.Clients.Count < top && next < candidates.Count)
         {
-            Promote(state, snapshot, activity, candidates[next++].Index);
+            Promote(state, snapshot, activity, candidates[next++].Index, otherGrowth);
             changed = true;
         }
         while (next < candidates.Count && weakest < members.Count && Displaces(candidates[next].Bytes, members[weakest].RankBytes))
         {
             Demote(state, members[weakest++], left);
-            Promote(state, snapshot, activity, candidates[next++].Index);
+            Promote(state, snapshot, activity, candidates[next++].Index, otherGrowth);
             changed = true;
         }
         return changed;
     }
 
-    private static void Promote(PublicationState state, CounterSnapshot snapshot, ActivityTracker activity, int index)
+    /// <summary>
+    /// Gives the client its own series. When what <c>other</c> gained in this scrape covers the
+    /// client's whole kernel entry (a client that appeared since the last scrape, or every client at
+    /// the first scrape of a fresh start), its series start at that value, taken back from
+    /// <c>other</c>: per-client series then show the client's real traffic and <c>other</c> still
+    /// does not go down. Otherwise its earlier traffic was already shown in <c>other</c> and its
+    /// series start at zero.
+    /// </summary>
+    private static void Promote(PublicationState state, CounterSnapshot snapshot, ActivityTracker activity, int index, Span<ulong> otherGrowth)
     {
         var address = snapshot.Clients[index];
         var member = new PublishedClient(address, state.Lanes) { LastChanged = activity.LastChanged(address) };
         var slots = snapshot.SlotsOf(index);
-        for (var l = 0; l < state.Lanes; l++) member.Kernel[l] = Lane(slots, l);
+        var covered = true;
+        for (var l = 0; l < state.Lanes; l++)
+        {
+            member.Kernel[l] = Lane(slots, l);
+            covered &= member.Kernel[l] <= otherGrowth[l];
+        }
+        if (covered)
+        {
+            for (var l = 0; l < state.Lanes; l++)
+            {
+                member.Published[l] = member.Kernel[l];
+                state.Other[l] -= member.Kernel[l];
+                otherGrowth[l] -= member.Kernel[l];
+            }
+        }
         state.Clients.Add(address, member);
     }
 

@@ -14,6 +14,22 @@ internal static unsafe class LibBpfLog
 {
     private static ILogger? _logger;
 
+    [ThreadStatic]
+    private static int _quiet;
+
+    /// <summary>Silences libbpf on this thread while a probe that may fail by design runs
+    /// (e.g. removing a netlink filter from an interface that has no clsact qdisc).</summary>
+    public static QuietScope Quiet()
+    {
+        _quiet++;
+        return new QuietScope();
+    }
+
+    public readonly struct QuietScope : IDisposable
+    {
+        public void Dispose() => _quiet--;
+    }
+
     /// <summary>Sends libbpf messages to <paramref name="logger"/> (null: drop them).</summary>
     public static void Route(ILogger? logger)
     {
@@ -26,7 +42,7 @@ internal static unsafe class LibBpfLog
     {
         try
         {
-            var logger = _logger;
+            var logger = _quiet > 0 ? null : _logger;
             var logLevel = level switch { 0 => LogLevel.Warning, 1 => LogLevel.Information, _ => LogLevel.Trace };
             if (logger is null || !logger.IsEnabled(logLevel)) return 0;
             const int size = 4096;

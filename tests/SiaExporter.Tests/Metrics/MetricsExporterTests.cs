@@ -38,9 +38,9 @@ public sealed class MetricsExporterTests
         var kernel = new KernelModel();
         kernel.Add(ClientAddress.Parse(address), 0, 100, 1);
         var e = await Scrape(Exporter(kernel, dir.Path));
-        Assert.Equal(0, Client(e, label)); // first shown at zero
+        Assert.Equal(100, Client(e, label)); // a client new since the last scrape shows its whole traffic
         kernel.Add(ClientAddress.Parse(address), 0, 50, 1);
-        Assert.Equal(50, Client(await Scrape(Exporter(kernel, dir.Path)), label));
+        Assert.Equal(150, Client(await Scrape(Exporter(kernel, dir.Path)), label));
     }
 
     [Fact]
@@ -82,8 +82,8 @@ public sealed class MetricsExporterTests
         Assert.Equal(1000, e.Value("sia_traffic_host_bytes_total", ("port", "9981"), ("proto", "tcp"), ("direction", "down")));
         Assert.Equal(60, e.Value("sia_traffic_host_bytes_total", ("port", "9984"), ("proto", "tcp"), ("direction", "down")) +
                          e.Value("sia_traffic_host_bytes_total", ("port", "9981"), ("proto", "tcp"), ("direction", "up")));
-        Assert.Equal(1000, Client(e, "other")); // A's traffic before it was shown
-        Assert.Equal(0, Client(e, "192.0.2.1"));
+        Assert.Equal(0, Client(e, "other")); // A is new: its whole traffic is its own series
+        Assert.Equal(1000, Client(e, "192.0.2.1"));
         Assert.DoesNotContain(e.Series.Keys, k => k.StartsWith("prometheus_net_", StringComparison.Ordinal) || k.StartsWith("microsoft_", StringComparison.Ordinal));
     }
 
@@ -98,8 +98,8 @@ public sealed class MetricsExporterTests
         const ulong big = (1UL << 52) + 12345; // 4.5 PB: exact in a double, 16 digits
         kernel.Add(A, 0, big, 3_000_000_000_123);
         var e = await Scrape(exporter);
-        Assert.Equal(big, Exposition.Exact(Client(e, "192.0.2.1")));
-        Assert.Equal(3_000_000_000_123UL, Exposition.Exact(Client(e, "192.0.2.1", 0, "sia_traffic_packets_total")));
+        Assert.Equal(big + 1, Exposition.Exact(Client(e, "192.0.2.1")));
+        Assert.Equal(3_000_000_000_124UL, Exposition.Exact(Client(e, "192.0.2.1", 0, "sia_traffic_packets_total")));
     }
 
     [Fact]
@@ -117,14 +117,14 @@ public sealed class MetricsExporterTests
         kernel.Add(B, 0, 900, 1);  // B 1300: more, but not 1.25 × 1100
         e = await Scrape(exporter);
         Assert.True(Shown(e, "192.0.2.1") && !Shown(e, "192.0.2.2"));
-        Assert.Equal(100, Client(e, "192.0.2.1"));
+        Assert.Equal(1100, Client(e, "192.0.2.1"));
         var otherBefore = Client(e, "other");
 
         kernel.Add(B, 0, 200, 1);  // B 1500 > 1375
         e = await Scrape(exporter);
         Assert.True(!Shown(e, "192.0.2.1") && Shown(e, "192.0.2.2"));
-        Assert.Equal(0, Client(e, "192.0.2.2"));
-        Assert.Equal(otherBefore + 200 + 100, Client(e, "other")); // B's growth and A's shown 100 move to other
+        Assert.Equal(0, Client(e, "192.0.2.2")); // B's earlier traffic was already shown in other
+        Assert.Equal(otherBefore + 200 + 1100, Client(e, "other")); // B's growth and A's shown 1100 move to other
         Assert.Equal(1, e.Value("sia_exporter_published_clients"));
     }
 
@@ -141,14 +141,14 @@ public sealed class MetricsExporterTests
         kernel.Add(A, 0, 3000, 3);
         kernel.Add(B, 0, 1, 1);
         var e = await Scrape(exporter);
-        Assert.Equal(3000, Client(e, "192.0.2.1"));
+        Assert.Equal(8000, Client(e, "192.0.2.1")); // shown whole at the first scrape, then its growth
 
         // A evicted and back with a new entry (smaller than before) between two scrapes.
         kernel.Evict(A);
         kernel.Add(A, 0, 700, 1);
         kernel.Now += TimeSpan.FromMinutes(5);
         e = await Scrape(exporter);
-        Assert.Equal(3700, Client(e, "192.0.2.1"));
+        Assert.Equal(8700, Client(e, "192.0.2.1"));
         Assert.True(Shown(e, "192.0.2.2"));
 
         kernel.Now += TimeSpan.FromMinutes(6); // B idle for 11 min, A for 6
@@ -181,7 +181,7 @@ public sealed class MetricsExporterTests
         var second = Exporter(kernel, dir.Path, top: 1);
         var e = await Scrape(second);
         PublicationPropertyTests.CheckNothingWentDown(last, e, "restart");
-        Assert.Equal(350, Client(e, "192.0.2.2"));
+        Assert.Equal(4350, Client(e, "192.0.2.2")); // B was new when it displaced A: shown whole
         Assert.Equal(Client(last, "other"), Client(e, "other")); // C's 10 went to other before the restart
 
         // Maps recreated while the daemon was down: counters restart, the state is not used.
@@ -208,7 +208,7 @@ public sealed class MetricsExporterTests
         kernel.Add(A, 0, 10, 1);
         var after = await Scrape(exporter);
         PublicationPropertyTests.CheckNothingWentDown(before, after, "recreated");
-        Assert.Equal(1010, Client(after, "192.0.2.1"));
+        Assert.Equal(2010, Client(after, "192.0.2.1"));
         Assert.Equal(2010, after.Value("sia_traffic_host_bytes_total", ("port", "9981"), ("proto", "tcp"), ("direction", "down")));
     }
 
@@ -240,7 +240,8 @@ public sealed class MetricsExporterTests
         fail = true;
         var e = await Scrape(exporter);
         Assert.Equal(1, e.Value("sia_exporter_errors_total", ("operation", "counter_read")));
-        Assert.Equal(1000, Client(e, "other"));
+        Assert.Equal(1000, Client(e, "192.0.2.1"));
+        Assert.Equal(0, Client(e, "other"));
     }
 
     [Fact]

@@ -1,0 +1,94 @@
+using SiaExporter.Bpf;
+using SiaExporter.Counters;
+using SiaExporter.Metrics;
+using SiaExporter.Native;
+
+namespace SiaExporter.Hosting;
+
+/// <summary>
+/// The BPF object and its hooks for the daemon's lifetime: loads (reusing the pinned maps),
+/// attaches on start, detaches on stop (SIGTERM, Ctrl-C). Registered first, so it starts before
+/// and stops after everything that reads the counters (the final flush still sees them).
+/// </summary>
+public sealed class KernelCounters(CollectorOptions options, TimeProvider time, ILogger<KernelCounters> logger)
+    : IHostedService, ICounterSource, IDisposable
+{
+    private CollectorObject? _collector;
+    private HookAttachments? _attachments;
+    private CounterReader? _reader;
+    private BpfStats? _stats;
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        NativeLibraryResolver.EnsureLibBpf();
+        KernelFeatures.Probe().RequireForLoad();
+        foreach (var name in options.Interfaces) HookAttachments.IfIndexOf(name); // a wrong name fails before anything loads
+        LibBpfLog.Route(logger);
+        BpfFileSystem.EnsureMounted(logger, BpfFileSystem.MountPointOf(options.PinDirectory));
+
+        _collector = CollectorObject.Load(
+            new CollectorObjectOptions(options.BpfObjectPath, options.Ports, options.MaxClients, options.PinDirectory), logger);
+        logger.LogInformation(
+            "clients map: {Capacity} entries × {ValueSize} B × {Cpus} CPUs = {MiB:0.0} MiB of kernel memory (pinned maps {Outcome}, generation {Generation})",
+            _collector.Capacity, _collector.ValueSize, _collector.PossibleCpus, _collector.PerCpuMapBytes / 1048576.0,
+            _collector.MapsOutcome, _collector.Generation);
+        _attachments = HookAttachments.Attach(_collector, options.Interfaces, options.XdpMode, TcAttachModeOf(options.TcAttach), logger);
+        _reader = new CounterReader(_collector, time);
+        try
+        {
+            _stats = BpfStats.Enable();
+        }
+        catch (Exception e) when (e is BpfException or OperatorException)
+        {
+            logger.LogWarning("BPF run-time statistics are off ({Reason}): sia_exporter_bpf_run_time_seconds_total stays at 0. They need CAP_SYS_ADMIN.", e.Message);
+        }
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_attachments is not null)
+        {
+            _attachments.Detach();
+            logger.LogInformation("detached from {Interfaces}; counters stay pinned under {PinDirectory}",
+                string.Join(',', options.Interfaces), options.PinDirectory);
+        }
+        return Task.CompletedTask;
+    }
+
+    public CounterSnapshot Read() => Reader.Read();
+
+    public IReadOnlyList<EvictedClient> Evict(IReadOnlyCollection<ClientAddress> clients) => Reader.Evict(clients);
+
+    public int Capacity => _collector?.Capacity ?? options.MaxClients;
+
+    /// <summary>Every hook we attached, and whether its program is still on it.</summary>
+    public IEnumerable<BpfAttachment> Attachments()
+    {
+        if (_attachments is null) return [];
+        var detached = _attachments.FindDetached().ToHashSet();
+        return _attachments.Attached.Select(a => new BpfAttachment(a.Interface, a.Hook, !detached.Contains(a)));
+    }
+
+    public IEnumerable<BpfProgramStats> ProgramStats() =>
+        _collector is null || _stats is null
+            ? []
+            : BpfStats.Of(_collector).Select(s => new BpfProgramStats(s.Program, s.RunTimeNs, s.RunCount));
+
+    private CounterReader Reader => _reader ?? throw new InvalidOperationException("the BPF programs are not loaded yet");
+
+    internal static TcAttachMode TcAttachModeOf(string text) => text switch
+    {
+        "tcx" => TcAttachMode.Tcx,
+        "netlink" => TcAttachMode.Netlink,
+        _ => TcAttachMode.Auto,
+    };
+
+    public void Dispose()
+    {
+        _stats?.Dispose();
+        _reader?.Dispose();
+        _attachments?.Dispose();
+        _collector?.Dispose();
+    }
+}

@@ -1,0 +1,255 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Microsoft.Data.Sqlite;
+
+namespace SiaExporter.Storage;
+
+/// <summary>A bad command-line argument: one line for the operator, exit code 2.</summary>
+public sealed class UsageException(string message) : Exception(message);
+
+/// <summary>Shared by <c>collector top</c> and <c>collector export</c>: flags, times, the read-only connection.</summary>
+public static partial class HistoryArguments
+{
+    /// <summary>Parses --name value / --name=value pairs; every flag must be in <paramref name="known"/>.</summary>
+    public static Dictionary<string, string> Parse(IReadOnlyList<string> args, params string[] known)
+    {
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (var i = 0; i < args.Count; i++)
+        {
+            var arg = args[i];
+            if (!arg.StartsWith("--", StringComparison.Ordinal) || arg.Length == 2)
+                throw new UsageException($"unexpected argument '{arg}'");
+            string name, value;
+            var eq = arg.IndexOf('=', StringComparison.Ordinal);
+            if (eq > 0)
+            {
+                name = arg[2..eq];
+                value = arg[(eq + 1)..];
+            }
+            else
+            {
+                name = arg[2..];
+                if (!known.Contains(name)) throw new UsageException($"unknown option --{name} (known: {string.Join(", ", known.Select(k => "--" + k))})");
+                if (i + 1 >= args.Count) throw new UsageException($"--{name} needs a value");
+                value = args[++i];
+            }
+            if (!known.Contains(name)) throw new UsageException($"unknown option --{name} (known: {string.Join(", ", known.Select(k => "--" + k))})");
+            values[name] = value;
+        }
+        return values;
+    }
+
+    /// <summary>A point in time: a duration back from now (90s, 30m, 1h, 7d, 2w), Unix seconds,
+    /// or an RFC 3339 time (UTC when no offset is given).</summary>
+    public static DateTimeOffset ParseTime(string option, string text, DateTimeOffset now)
+    {
+        var m = DurationPattern().Match(text);
+        if (m.Success && long.TryParse(m.Groups[1].Value, NumberStyles.None, CultureInfo.InvariantCulture, out var n))
+        {
+            var unit = m.Groups[2].Value switch
+            {
+                "s" => TimeSpan.FromSeconds(1),
+                "m" => TimeSpan.FromMinutes(1),
+                "h" => TimeSpan.FromHours(1),
+                "d" => TimeSpan.FromDays(1),
+                _ => TimeSpan.FromDays(7),
+            };
+            if (n <= 36_500L * 86_400 / (long)unit.TotalSeconds) return now - unit * n;
+        }
+        else if (long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var unix) && unix <= 253_402_300_799)
+        {
+            return DateTimeOffset.FromUnixTimeSeconds(unix);
+        }
+        else if (text.Length >= 10 && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture,
+                     DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var time))
+        {
+            return time;
+        }
+        throw new UsageException($"--{option} '{text}' is not a duration (1h, 7d), an RFC 3339 time (2025-01-31T12:00:00Z) or Unix seconds");
+    }
+
+    /// <summary>A reader beside the running daemon: read-only, never blocks the writer (WAL).</summary>
+    public static SqliteConnection OpenReadOnly(string path)
+    {
+        if (!File.Exists(path))
+            throw new OperatorException($"no history database at {path}", "start the daemon first, or set SQLITE_PATH / --sqlite-path");
+        var connection = new SqliteConnection(new SqliteConnectionStringBuilder
+        {
+            DataSource = path,
+            Mode = SqliteOpenMode.ReadOnly,
+            Pooling = false,
+        }.ToString());
+        connection.Open();
+        using var cmd = connection.CreateCommand();
+        cmd.CommandText = "PRAGMA busy_timeout = 5000";
+        cmd.ExecuteNonQuery();
+        return connection;
+    }
+
+    [GeneratedRegex("^([0-9]{1,12})([smhdw])$")]
+    private static partial Regex DurationPattern();
+
+    internal static int Fail(TextWriter stderr, string command, Exception e)
+    {
+        if (e is UsageException)
+        {
+            stderr.WriteLine($"collector {command}: {e.Message}");
+            return 2;
+        }
+        stderr.WriteLine($"collector {command}: error: {e.Message}");
+        return 1;
+    }
+}
+
+/// <summary>
+/// <c>collector top [--since 1h] [--limit 20]</c>: the clients with the most bytes in the history,
+/// from the <c>traffic</c> table (so history of the original collector counts too), as an
+/// aligned table: up and down per class, and the total. Buckets are counted whole: --since
+/// selects the buckets starting at or after the start of the bucket holding that time.
+/// </summary>
+public static class TopCommand
+{
+    public static int Run(string databasePath, IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr, TimeProvider? time = null)
+    {
+        try
+        {
+            var values = HistoryArguments.Parse(args, "since", "limit");
+            var now = (time ?? TimeProvider.System).GetUtcNow();
+            var since = HistoryArguments.ParseTime("since", values.GetValueOrDefault("since", "1h"), now);
+            var limit = 20;
+            if (values.TryGetValue("limit", out var l) &&
+                (!int.TryParse(l, NumberStyles.None, CultureInfo.InvariantCulture, out limit) || limit < 1))
+                throw new UsageException($"--limit '{l}' is not a positive whole number");
+            using var connection = HistoryArguments.OpenReadOnly(databasePath);
+            var seed = HistorySchema.SeedColumns;
+            using var cmd = connection.CreateCommand();
+            cmd.CommandText = $"""
+                SELECT client_ip, {string.Join(", ", seed.Select(c => $"sum(coalesce({c.Column}, 0))"))},
+                       sum({string.Join(" + ", seed.Select(c => $"coalesce({c.Column}, 0)"))}) AS total
+                FROM traffic WHERE timestamp >= $since
+                GROUP BY client_ip ORDER BY total DESC, client_ip LIMIT $limit
+                """;
+            cmd.Parameters.AddWithValue("$since", Buckets.Of(since));
+            cmd.Parameters.AddWithValue("$limit", limit);
+            var rows = new List<string[]>();
+            using (var r = cmd.ExecuteReader())
+                while (r.Read())
+                {
+                    var row = new string[seed.Count + 2];
+                    row[0] = r.GetString(0);
+                    for (var i = 0; i <= seed.Count; i++) row[i + 1] = HumanBytes(r.GetInt64(i + 1));
+                    rows.Add(row);
+                }
+            string[] header = ["CLIENT", .. seed.Select(c => $"{c.Class} {(c.Direction == Counters.Direction.Up ? "UP" : "DOWN")}"), "TOTAL"];
+            stdout.WriteLine($"Top {rows.Count} clients since {Buckets.StartOf(Buckets.Of(since)):yyyy-MM-dd HH:mm} UTC ({databasePath})");
+            var widths = header.Select((h, i) => Math.Max(h.Length, rows.Count == 0 ? 0 : rows.Max(r => r[i].Length))).ToArray();
+            stdout.WriteLine(Line(header, widths));
+            foreach (var row in rows) stdout.WriteLine(Line(row, widths));
+            return 0;
+        }
+        catch (Exception e) when (e is UsageException or OperatorException or SqliteException)
+        {
+            return HistoryArguments.Fail(stderr, "top", e);
+        }
+    }
+
+    /// <summary>Client left-aligned, numbers right-aligned, two spaces between columns.</summary>
+    private static string Line(string[] cells, int[] widths) =>
+        string.Join("  ", cells.Select((c, i) => i == 0 ? c.PadRight(widths[i]) : c.PadLeft(widths[i]))).TrimEnd();
+
+    /// <summary>Decimal units, as network traffic is counted: 999 B, 1.5 kB, 12.0 MB, 3.2 GB, 1.1 TB.</summary>
+    public static string HumanBytes(long bytes)
+    {
+        string[] units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+        if (bytes < 1000) return $"{bytes} B";
+        double value = bytes;
+        var unit = 0;
+        while (value >= 999.95 && unit < units.Length - 1)
+        {
+            value /= 1000;
+            unit++;
+        }
+        return value.ToString("F1", CultureInfo.InvariantCulture) + " " + units[unit];
+    }
+}
+
+/// <summary>
+/// <c>collector export --format csv|json [--since T] [--until T]</c>: rows of the <c>traffic</c>
+/// table in (timestamp, client_ip) order. Fields, in this order, named as the columns:
+/// timestamp (bucket start, Unix seconds), client_ip, up_9981, down_9981, up_9984_tcp,
+/// down_9984_tcp, up_9984_udp, down_9984_udp. CSV has a header line; JSON is one array of
+/// objects. --since takes buckets from the one holding that time; --until excludes buckets
+/// starting at or after it. Default: the whole history, csv.
+/// </summary>
+public static class ExportCommand
+{
+    public static int Run(string databasePath, IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr, TimeProvider? time = null)
+    {
+        try
+        {
+            var values = HistoryArguments.Parse(args, "format", "since", "until");
+            var now = (time ?? TimeProvider.System).GetUtcNow();
+            var format = values.GetValueOrDefault("format", "csv");
+            if (format is not ("csv" or "json")) throw new UsageException($"--format '{format}' is not csv or json");
+            var since = values.TryGetValue("since", out var s) ? Buckets.Of(HistoryArguments.ParseTime("since", s, now)) : long.MinValue;
+            var until = values.TryGetValue("until", out var u) ? HistoryArguments.ParseTime("until", u, now).ToUnixTimeSeconds() : long.MaxValue;
+            if (until <= since) throw new UsageException("--until is not after --since");
+            using var connection = HistoryArguments.OpenReadOnly(databasePath);
+            var seed = HistorySchema.SeedColumns;
+            using var cmd = connection.CreateCommand();
+            cmd.CommandText = $"""
+                SELECT timestamp, client_ip, {string.Join(", ", seed.Select(c => $"coalesce({c.Column}, 0)"))}
+                FROM traffic WHERE timestamp >= $since AND timestamp < $until
+                ORDER BY timestamp, client_ip
+                """;
+            cmd.Parameters.AddWithValue("$since", since);
+            cmd.Parameters.AddWithValue("$until", until);
+            using var r = cmd.ExecuteReader();
+            string[] fields = ["timestamp", "client_ip", .. seed.Select(c => c.Column)];
+            if (format == "csv")
+            {
+                stdout.WriteLine(string.Join(',', fields));
+                var cells = new string[fields.Length];
+                while (r.Read())
+                {
+                    cells[0] = r.GetInt64(0).ToString(CultureInfo.InvariantCulture);
+                    cells[1] = r.GetString(1);
+                    for (var i = 2; i < fields.Length; i++) cells[i] = r.GetInt64(i).ToString(CultureInfo.InvariantCulture);
+                    stdout.WriteLine(string.Join(',', cells));
+                }
+            }
+            else
+            {
+                using var buffer = new MemoryStream();
+                using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = false }))
+                {
+                    json.WriteStartArray();
+                    var written = 0;
+                    while (r.Read())
+                    {
+                        json.WriteStartObject();
+                        json.WriteNumber(fields[0], r.GetInt64(0));
+                        json.WriteString(fields[1], r.GetString(1));
+                        for (var i = 2; i < fields.Length; i++) json.WriteNumber(fields[i], r.GetInt64(i));
+                        json.WriteEndObject();
+                        if (++written % 1000 == 0)
+                        {
+                            json.Flush();
+                            stdout.Write(System.Text.Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length));
+                            buffer.SetLength(0);
+                        }
+                    }
+                    json.WriteEndArray();
+                }
+                stdout.Write(System.Text.Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length));
+                stdout.WriteLine();
+            }
+            return 0;
+        }
+        catch (Exception e) when (e is UsageException or OperatorException or SqliteException)
+        {
+            return HistoryArguments.Fail(stderr, "export", e);
+        }
+    }
+}

@@ -1,0 +1,142 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using SiaExporter.Counters;
+using SiaExporter.Hosting;
+
+namespace SiaExporter.Storage;
+
+/// <summary>
+/// Flushes the counters to the SQLite history every <see cref="CollectorOptions.FlushInterval"/>,
+/// on the boundary (every minute at :00 seconds by default), attributing each delta to the
+/// bucket of the instant just before the boundary it woke for (a flush that wakes later than a
+/// whole interval, after a suspend, uses the read's own time). After a committed flush: WAL
+/// checkpoint, idle-client eviction, and once an hour retention in small batches, within a
+/// quarter of the interval so the next flush is never late. On stop, one final flush.
+/// <para>
+/// Wiring: <c>new HistoryFlushService(history, snapshots.Fresh, snapshots.Evict, options, time, logger)</c>
+/// with <see cref="SnapshotSource"/>; the service keeps its own <see cref="ClientActivity"/> (fed
+/// with the flushed snapshots) unless one is passed that no one else calls Observe on.
+/// </para>
+/// </summary>
+public sealed class HistoryFlushService : BackgroundService
+{
+    private readonly TrafficHistory _history;
+    private readonly Func<CounterSnapshot> _read;
+    private readonly Func<IReadOnlyCollection<ClientAddress>, IReadOnlyList<EvictedClient>>? _evict;
+    private readonly CollectorOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly ClientActivity _activity;
+    private DateTimeOffset _nextRetention = DateTimeOffset.MinValue;
+
+    public HistoryFlushService(
+        TrafficHistory history,
+        Func<CounterSnapshot> read,
+        Func<IReadOnlyCollection<ClientAddress>, IReadOnlyList<EvictedClient>>? evict,
+        CollectorOptions options,
+        TimeProvider time,
+        ILogger<HistoryFlushService> logger,
+        ClientActivity? activity = null)
+    {
+        if (options.FlushInterval <= TimeSpan.Zero) throw new ArgumentException("FlushInterval must be positive", nameof(options));
+        _history = history;
+        _read = read;
+        _evict = evict;
+        _options = options;
+        _time = time;
+        _logger = logger;
+        _activity = activity ?? new ClientActivity();
+    }
+
+    /// <summary>The last flush's result (null before the first).</summary>
+    public FlushResult? LastFlush { get; private set; }
+
+    /// <summary>Flushes completed by the loop (committed or not).</summary>
+    public long Flushes { get; private set; }
+
+    /// <summary>The first boundary strictly after <paramref name="now"/>.</summary>
+    public static DateTimeOffset NextBoundary(DateTimeOffset now, TimeSpan interval)
+    {
+        var ticks = now.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks;
+        return DateTimeOffset.UnixEpoch.AddTicks((ticks / interval.Ticks + 1) * interval.Ticks);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var interval = _options.FlushInterval;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            var boundary = NextBoundary(_time.GetUtcNow(), interval);
+            try
+            {
+                var wait = boundary - _time.GetUtcNow();
+                if (wait > TimeSpan.Zero) await Task.Delay(wait, _time, stoppingToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+            await FlushOnceAsync(boundary, stoppingToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>One scheduled flush for <paramref name="boundary"/> and the upkeep after it.</summary>
+    internal async Task FlushOnceAsync(DateTimeOffset boundary, CancellationToken cancellationToken)
+    {
+        CounterSnapshot snapshot;
+        try
+        {
+            snapshot = _read();
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            _logger.LogWarning("Counter read for the SQLite flush failed: {Error}", e.Message);
+            return;
+        }
+        var late = snapshot.TakenAt - boundary >= _options.FlushInterval;
+        var countedAt = late ? snapshot.TakenAt : boundary - TimeSpan.FromMilliseconds(1);
+        var result = await _history.FlushAsync(snapshot, countedAt, CancellationToken.None).ConfigureAwait(false);
+        LastFlush = result;
+        Flushes++;
+        _activity.Observe(snapshot);
+        if (!result.Committed) return;
+        await _history.CheckpointAsync(cancellationToken).ConfigureAwait(false);
+        if (_evict is not null)
+        {
+            var eviction = await _history.RunEvictionAsync(_evict, _activity, _options.ClientIdleTimeout, CancellationToken.None).ConfigureAwait(false);
+            if (eviction.Evicted > 0)
+                _logger.LogInformation("Evicted {Clients} clients idle for {Idle} from the kernel map", eviction.Evicted, _options.ClientIdleTimeout);
+        }
+        if (_time.GetUtcNow() >= _nextRetention)
+        {
+            var retention = await _history.DeleteExpiredAsync(_options.RetentionDays, 1000, _options.FlushInterval / 4, cancellationToken).ConfigureAwait(false);
+            // Done: next hour. Budget spent: carry on after the next flush.
+            _nextRetention = retention.Complete ? _time.GetUtcNow() + TimeSpan.FromHours(1) : DateTimeOffset.MinValue;
+        }
+    }
+
+    /// <summary>Stops the loop, then writes what was counted since the last flush.</summary>
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken).ConfigureAwait(false);
+        await FinalFlushAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The shutdown flush: a fresh read, attributed to its own time.</summary>
+    public async Task<FlushResult?> FinalFlushAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            var snapshot = _read();
+            var result = await _history.FlushAsync(snapshot, snapshot.TakenAt, cancellationToken).ConfigureAwait(false);
+            if (result.Committed) await _history.CheckpointAsync(cancellationToken).ConfigureAwait(false);
+            else _logger.LogError("Final SQLite flush failed ({Error}); the stored baseline is older, so the next start counts the rest", result.Error?.Message);
+            return result;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            _logger.LogError("Final SQLite flush failed: {Error}", e.Message);
+            return null;
+        }
+    }
+}

@@ -1,0 +1,16 @@
+namespace SiaExporter.Storage;
+
+/// <summary>Tuning of the SQLite history writer; the defaults suit the daemon.</summary>
+public sealed record HistoryOptions
+{
+    public static HistoryOptions Default { get; } = new();
+
+    /// <summary>How long one statement waits for another writer's lock (SQLite busy timeout).</summary>
+    public TimeSpan BusyTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Retries within one flush after the first attempt failed (Polly, exponential backoff with jitter).</summary>
+    public int RetryAttempts { get; init; } = 3;
+
+    /// <summary>Base delay of the retry backoff.</summary>
+    public TimeSpan RetryDelay { get; init; } = TimeSpan.FromMilliseconds(500);
+}
