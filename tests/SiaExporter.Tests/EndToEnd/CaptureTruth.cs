@@ -40,6 +40,8 @@ public sealed class CaptureTruth
     private readonly SortedSet<int> _segmentSizes = new();
     private readonly Dictionary<FlowKey, long> _retransmittedPayload = new();
     private readonly Dictionary<FlowKey, long> _extraOptionBytes = new();
+    private readonly Dictionary<(string Stream, bool FromPeer), (FlowKey Key, long End)> _streamEnds = new();
+    private readonly Dictionary<FlowKey, long> _udpPayload = new();
 
     /// <summary>Wire bytes and frames per client, class and direction: what the product must show.</summary>
     public IReadOnlyDictionary<FlowKey, Traffic> Counted => _counted;
@@ -74,6 +76,23 @@ public sealed class CaptureTruth
     /// frames did cross the veth and are counted; the plan sent their bytes only once.</summary>
     public IReadOnlyDictionary<FlowKey, long> RetransmittedPayload => _retransmittedPayload;
 
+    /// <summary>
+    /// Payload as the applications sent it, per key (counted or not): for TCP the sequence space each
+    /// stream direction covered (highest relative seq + len − 1), for UDP the datagram payloads. Unlike
+    /// <see cref="CountedPayload"/> it does not grow with retransmissions, and unlike tshark's
+    /// retransmission flags it is not fooled by frames the capture saw reordered (two CPUs' backlogs).
+    /// </summary>
+    public IReadOnlyDictionary<FlowKey, long> ApplicationPayload
+    {
+        get
+        {
+            var result = new Dictionary<FlowKey, long>(_udpPayload);
+            foreach (var (key, end) in _streamEnds.Values)
+                result[key] = result.GetValueOrDefault(key) + end - 1;
+            return result;
+        }
+    }
+
     /// <summary>TCP option bytes beyond the usual (timestamps = 12 on every segment, 20 on SYN and
     /// SYN-ACK), per key, counted once per wire frame: SACK / D-SACK blocks after a loss or a spurious
     /// retransmission. Zero in a clean run.</summary>
@@ -92,7 +111,7 @@ public sealed class CaptureTruth
         "frame.number", "frame.len", "eth.src", "frame.protocols",
         "ip.src", "ip.dst", "ip.id", "ip.flags.mf", "ip.frag_offset", "ip.hdr_len",
         "ipv6.src", "ipv6.dst", "ipv6.fraghdr.ident",
-        "tcp.srcport", "tcp.dstport", "tcp.len", "tcp.hdr_len", "tcp.flags.syn", "tcp.options.mss_val", "tcp.stream",
+        "tcp.srcport", "tcp.dstport", "tcp.seq", "tcp.len", "tcp.hdr_len", "tcp.flags.syn", "tcp.options.mss_val", "tcp.stream",
         "tcp.analysis.retransmission",
         "udp.srcport", "udp.dstport", "udp.length",
     ];
@@ -100,7 +119,7 @@ public sealed class CaptureTruth
     private enum F
     {
         Number, Len, EthSrc, Protocols, IpSrc, IpDst, IpId, IpMf, IpFragOffset, IpHdrLen, Ip6Src, Ip6Dst, Ip6FragId,
-        TcpSrc, TcpDst, TcpLen, TcpHdrLen, TcpSyn, TcpMss, TcpStream, TcpRetrans, UdpSrc, UdpDst, UdpLen,
+        TcpSrc, TcpDst, TcpSeq, TcpLen, TcpHdrLen, TcpSyn, TcpMss, TcpStream, TcpRetrans, UdpSrc, UdpDst, UdpLen,
     }
 
     /// <summary>Decodes <paramref name="pcap"/> with tshark and builds the truth.</summary>
@@ -109,7 +128,7 @@ public sealed class CaptureTruth
 
     public static CaptureTruth FromPcap(string pcap, PhysicalAddress hostMac, PhysicalAddress peerMac, PortClassSet classes, int mtu)
     {
-        var args = new List<string> { "-r", pcap, "-n", "-T", "fields", "-E", "separator=/t", "-E", "occurrence=f", "-E", "header=n" };
+        var args = new List<string> { "-r", pcap, "-n", "-o", "tcp.relative_sequence_numbers:TRUE", "-T", "fields", "-E", "separator=/t", "-E", "occurrence=f", "-E", "header=n" };
         foreach (var f in Fields) { args.Add("-e"); args.Add(f); }
         var r = Shell.TryWithTimeout(TimeSpan.FromSeconds(60), "tshark", args.ToArray());
         if (!r.Ok) throw new InvalidOperationException($"tshark failed ({r.ExitCode}): {r.Stderr}");
@@ -206,6 +225,9 @@ public sealed class CaptureTruth
                 }
                 if (tcpLen > 0)
                 {
+                    var end = long.Parse(V(F.TcpSeq), CultureInfo.InvariantCulture) + tcpLen;
+                    if (!_streamEnds.TryGetValue((stream, fromPeer), out var seen) || seen.End < end)
+                        _streamEnds[(stream, fromPeer)] = (key, end);
                     // The receiver's MSS, capped by the MTU, minus the options this segment carries.
                     var ipHdr = v6 ? 40 : int.Parse(V(F.IpHdrLen), CultureInfo.InvariantCulture);
                     if (!announced.TryGetValue((stream, !fromPeer), out var receiverMss))
@@ -229,6 +251,7 @@ public sealed class CaptureTruth
             {
                 if (frameLen > mtu + 14) throw new InvalidOperationException($"UDP frame {V(F.Number)} of {frameLen} bytes");
                 payload = int.Parse(V(F.UdpLen), CultureInfo.InvariantCulture) - 8;
+                _udpPayload[key] = _udpPayload.GetValueOrDefault(key) + payload;
                 if (isFragment)
                 {
                     var fk = (ipSrc, ipDst, v6 ? V(F.Ip6FragId) : V(F.IpId));

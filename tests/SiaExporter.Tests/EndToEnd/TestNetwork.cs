@@ -231,6 +231,12 @@ public sealed class TestNetwork : IDisposable
         {
             try { Directory.Delete(pins, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         }
+        // State of a `collector run` on this network (DaemonProcess).
+        var daemonState = Path.Combine(Path.GetTempPath(), stem + "-daemon");
+        if (Directory.Exists(daemonState))
+        {
+            try { Directory.Delete(daemonState, recursive: true); } catch (IOException) { }
+        }
         try { File.Delete(Path.Combine(OwnerDirectory, stem)); } catch (IOException) { }
     }
 
