@@ -92,7 +92,10 @@ public static class CollectorSettings
     }
 
     /// <summary>Parses and validates every value; throws <see cref="SettingsException"/> listing each problem.</summary>
-    public static CollectorOptions Parse(IReadOnlyDictionary<string, string> values, Func<string?>? defaultRouteInterface = null)
+    /// <param name="interfacesRequired">false for commands that attach nothing (top, export, detach):
+    /// no default-route look-up, and an empty interface list is fine.</param>
+    public static CollectorOptions Parse(IReadOnlyDictionary<string, string> values, Func<string?>? defaultRouteInterface = null,
+        bool interfacesRequired = true)
     {
         var problems = new List<string>();
         string? Get(string name) => values.TryGetValue(name, out var v) && !string.IsNullOrWhiteSpace(v) ? v.Trim() : null;
@@ -150,7 +153,7 @@ public static class CollectorSettings
         var interfaces = (Get("INTERFACE") ?? "")
             .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Distinct(StringComparer.Ordinal).ToList();
-        if (interfaces.Count == 0)
+        if (interfaces.Count == 0 && interfacesRequired)
         {
             var route = (defaultRouteInterface ?? DefaultRoute.InterfaceName)();
             if (route is null)
