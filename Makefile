@@ -80,8 +80,9 @@ BENCH = $(DOTNET) run -c Release --project bench/SiaExporter.Bench --
 bench: bench-bpf bench-scrape bench-sqlite bench-traffic
 bench-bpf: deps-test check-dotnet $(BPF_OBJ)
 	BPF_OBJECT=$(CURDIR)/$(BPF_OBJ) $(BENCH) bpf
-bench-scrape: deps-test check-dotnet $(BPF_OBJ)
+bench-scrape: deps-test check-dotnet $(BPF_OBJ) $(BIN)
 	BPF_OBJECT=$(CURDIR)/$(BPF_OBJ) $(BENCH) scrape
+	BPF_OBJECT=$(CURDIR)/$(BPF_OBJ) $(BENCH) scrape-daemon $(CURDIR)/$(BIN)
 bench-sqlite: check-dotnet
 	$(BENCH) sqlite
 bench-traffic: deps-test build

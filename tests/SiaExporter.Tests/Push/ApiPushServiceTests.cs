@@ -22,7 +22,9 @@ public sealed class ApiPushServiceTests(ITestOutputHelper output) : IDisposable
 
     private string Db => _fixture.DbPath;
 
-    private PushOptions Options(Uri endpoint, int batch = 100) => new()
+    /// <param name="requestTimeout">200 ms by default so the flaky-receiver test's hangs are quick; tests that
+    /// assert "no duplicates" give a healthy endpoint more, since a slow CI machine can take 200 ms.</param>
+    private PushOptions Options(Uri endpoint, int batch = 100, TimeSpan? requestTimeout = null) => new()
     {
         Endpoint = endpoint,
         Token = Token,
@@ -30,7 +32,7 @@ public sealed class ApiPushServiceTests(ITestOutputHelper output) : IDisposable
         SqlitePath = Db,
         Interval = TimeSpan.FromMinutes(1),
         BatchSize = batch,
-        RequestTimeout = TimeSpan.FromMilliseconds(200),
+        RequestTimeout = requestTimeout ?? TimeSpan.FromMilliseconds(200),
         RetryAttempts = 3,
         RetryDelay = TimeSpan.FromMilliseconds(5),
         MaxRetryDelay = TimeSpan.FromMilliseconds(50),
@@ -199,7 +201,7 @@ public sealed class ApiPushServiceTests(ITestOutputHelper output) : IDisposable
     public async Task Endpoint_down_for_a_day_then_up_gets_all_288_buckets_oldest_first_in_batches()
     {
         var port = Web.TestPki.FreePort(); // nothing listens yet: connection refused
-        using var service = Service(Options(new Uri($"http://127.0.0.1:{port}/push"), batch: 100));
+        using var service = Service(Options(new Uri($"http://127.0.0.1:{port}/push"), batch: 100, requestTimeout: TimeSpan.FromSeconds(10)));
         await service.RunOnceAsync(); // enabled at T0
         CreateHistory();
         var day = Enumerable.Range(0, 288).Select(i => B0 + 300L * i).ToList();
