@@ -56,6 +56,8 @@ public static unsafe class DaemonScrapeBench
         Console.WriteLine(Row("scrape over HTTP (ms, max)", results.Select(r => F(r.R.ScrapeMaxMs))));
         Console.WriteLine(Row("exposition (KiB)", results.Select(r => F(r.R.Bytes / 1024.0, "0"))));
         Console.WriteLine(Row("daemon RSS after scrapes+flush (MB)", results.Select(r => F(r.R.RssMb))));
+        Console.WriteLine(Row("  of which anonymous (heap) (MB)", results.Select(r => F(r.R.AnonMb))));
+        Console.WriteLine(Row("  of which file/shmem (runtime) (MB)", results.Select(r => F(r.R.FileMb))));
         var big = results.LastOrDefault(r => r.Clients >= 100_000);
         var small = results.FirstOrDefault(r => r.Clients == 10_000);
         var ok = (big.R is null || big.R.ScrapeMaxMs < 250) && (small.R is null || small.R.RssMb <= 60);
@@ -63,7 +65,7 @@ public static unsafe class DaemonScrapeBench
         return 0;
     }
 
-    private sealed record Result(double ReadMs, double FirstScrapeMs, double ScrapeMs, double ScrapeMaxMs, long Bytes, double RssMb);
+    private sealed record Result(double ReadMs, double FirstScrapeMs, double ScrapeMs, double ScrapeMaxMs, long Bytes, double RssMb, double AnonMb, double FileMb);
 
     private static Result Measure(string collector, string objectPath, int count)
     {
@@ -133,8 +135,8 @@ public static unsafe class DaemonScrapeBench
             }
             Thread.Sleep(TimeSpan.FromSeconds(11)); // at least one flush of every client to SQLite
             http.GetByteArrayAsync(url).GetAwaiter().GetResult();
-            var rss = RssMb(daemon.Id);
-            return new Result(readMs, first, Median(scrapes), scrapes.Max(), bytes, rss);
+            return new Result(readMs, first, Median(scrapes), scrapes.Max(), bytes,
+                StatusMb(daemon.Id, "VmRSS:"), StatusMb(daemon.Id, "RssAnon:"), StatusMb(daemon.Id, "RssFile:") + StatusMb(daemon.Id, "RssShmem:"));
         }
         finally
         {
@@ -174,10 +176,10 @@ public static unsafe class DaemonScrapeBench
         return sorted[sorted.Length / 2];
     }
 
-    private static double RssMb(int pid)
+    private static double StatusMb(int pid, string field)
     {
         foreach (var line in File.ReadLines($"/proc/{pid}/status"))
-            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+            if (line.StartsWith(field, StringComparison.Ordinal))
                 return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0;
         return double.NaN;
     }

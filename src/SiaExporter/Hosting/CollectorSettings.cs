@@ -18,7 +18,7 @@ public static class CollectorSettings
         "SIA_HOSTNAME", "INTERFACE", "SQLITE_PATH", "API_ENDPOINT", "API_TOKEN", "LISTEN_ADDRESS", "PORTS",
         "METRICS_TOP_CLIENTS", "MAX_CLIENTS", "XDP_MODE", "RETENTION_DAYS", "WEB_CONFIG_FILE",
         "BPF_OBJECT", "PIN_DIRECTORY", "STATE_DIRECTORY", "CLIENT_IDLE_TIMEOUT", "LOG_INTERVAL", "LOG_TOP",
-        "FLUSH_INTERVAL", "TC_ATTACH",
+        "FLUSH_INTERVAL", "TC_ATTACH", "ANONYMIZE",
     ];
 
     /// <summary>The flag for a variable: INTERFACE ↔ --interface.</summary>
@@ -150,6 +150,7 @@ public static class CollectorSettings
             ? t.ToLowerInvariant()
             : throw new FormatException("expected auto, tcx or netlink"), "");
 
+        var anonymize = Read("ANONYMIZE", SiaExporter.Web.ClientPrefix.None, SiaExporter.Web.ClientPrefix.Parse, "");
         var interfaces = (Get("INTERFACE") ?? "")
             .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Distinct(StringComparer.Ordinal).ToList();
@@ -195,6 +196,7 @@ public static class CollectorSettings
             LogTop = Int("LOG_TOP", 5, 1, 1000),
             FlushInterval = Duration("FLUSH_INTERVAL", TimeSpan.FromMinutes(1), TimeSpan.FromSeconds(1)),
             TcAttach = tcAttach,
+            Anonymize = anonymize,
         };
         if (problems.Count > 0) throw new SettingsException(problems);
         return options;

@@ -52,7 +52,12 @@ public static class DaemonCommand
         // hooks are up before any reader starts and still up for the final flush.
         services.AddSingleton<KernelCounters>();
         services.AddHostedService(sp => sp.GetRequiredService<KernelCounters>());
-        services.AddSingleton(sp => new SnapshotSource(sp.GetRequiredService<KernelCounters>(), sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton(sp =>
+        {
+            ICounterSource counters = sp.GetRequiredService<KernelCounters>();
+            if (!options.Anonymize.IsNone) counters = new AnonymizedCounterSource(counters, options.Anonymize);
+            return new SnapshotSource(counters, sp.GetRequiredService<TimeProvider>());
+        });
         services.AddSingleton(sp => TrafficHistory.Open(options.SqlitePath, options.Ports,
             sp.GetRequiredService<ILoggerFactory>().CreateLogger<TrafficHistory>(), sp.GetRequiredService<TimeProvider>()));
         // Before the flush service: hosted services stop in reverse, so the final flush comes first

@@ -469,7 +469,7 @@ public sealed class TrafficHistory : IDisposable
                 PRAGMA busy_timeout = {(long)_options.BusyTimeout.TotalMilliseconds};
                 PRAGMA journal_mode = WAL;
                 PRAGMA synchronous = NORMAL;
-                PRAGMA cache_size = -32768;
+                PRAGMA cache_size = -8192;
                 PRAGMA wal_autocheckpoint = {AutoCheckpointPages};
                 """);
             HistorySchema.Ensure(connection, _logger);
