@@ -31,6 +31,8 @@ internal sealed partial class DaemonProcess : IDisposable
 
     public int Pid => _process.Id;
 
+    public bool HasExited => _process.HasExited;
+
     public string Log
     {
         get { lock (_log) return _log.ToString(); }
@@ -38,14 +40,28 @@ internal sealed partial class DaemonProcess : IDisposable
 
     public static string StateDirectoryOf(TestNetwork net) => Path.Combine(Path.GetTempPath(), net.Name + "-daemon");
 
-    public static DaemonProcess Start(TestNetwork net, string xdpMode = "native", TimeSpan? readyWithin = null)
+    /// <summary>The `collector` apphost built beside the tests.</summary>
+    public static string BinaryPath => Path.Combine(AppContext.BaseDirectory, "collector");
+
+    /// <summary>The empty settings file every run passes as --config (so /etc/collector.env never leaks in).</summary>
+    public static string ConfigFileOf(TestNetwork net)
     {
         var state = StateDirectoryOf(net);
         Directory.CreateDirectory(state);
         var config = Path.Combine(state, "collector.env");
         if (!File.Exists(config)) File.WriteAllText(config, "# empty: every setting is a flag\n");
+        return config;
+    }
+
+    /// <param name="extraArgs">More flags after the standard ones; a repeated flag overrides
+    /// (e.g. --sqlite-path elsewhere, --flush-interval 5s).</param>
+    public static DaemonProcess Start(TestNetwork net, string xdpMode = "native", TimeSpan? readyWithin = null,
+        IReadOnlyList<string>? extraArgs = null)
+    {
+        var state = StateDirectoryOf(net);
+        var config = ConfigFileOf(net);
         var port = FreeLoopbackPort();
-        var binary = Path.Combine(AppContext.BaseDirectory, "collector");
+        var binary = BinaryPath;
         var psi = new ProcessStartInfo(binary)
         {
             RedirectStandardOutput = true,
@@ -59,6 +75,7 @@ internal sealed partial class DaemonProcess : IDisposable
                      "--bpf-object", TestObject.Path, "--listen-address", $"127.0.0.1:{port}", "--xdp-mode", xdpMode,
                  })
             psi.ArgumentList.Add(a);
+        foreach (var a in extraArgs ?? []) psi.ArgumentList.Add(a);
         psi.Environment.Remove("INVOCATION_ID"); // never look like a systemd service
         psi.Environment.Remove("NOTIFY_SOCKET");
         var log = new StringBuilder();
@@ -109,10 +126,13 @@ internal sealed partial class DaemonProcess : IDisposable
 
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(5) };
 
+    /// <summary>GET /metrics as served.</summary>
+    public string ScrapeText() => Http.GetStringAsync(MetricsUri).GetAwaiter().GetResult();
+
     /// <summary>GET /metrics, parsed (text exposition format: name{labels} value).</summary>
     public List<Sample> Scrape()
     {
-        var text = Http.GetStringAsync(MetricsUri).GetAwaiter().GetResult();
+        var text = ScrapeText();
         var samples = new List<Sample>();
         foreach (var line in text.Split('\n'))
         {

@@ -237,6 +237,8 @@ public sealed class TestNetwork : IDisposable
         {
             try { Directory.Delete(daemonState, recursive: true); } catch (IOException) { }
         }
+        // The loop-mounted file system of a history test (ImmutableStore).
+        ImmutableStore.Remove(stem);
         try { File.Delete(Path.Combine(OwnerDirectory, stem)); } catch (IOException) { }
     }
 
