@@ -586,7 +586,7 @@ public sealed class TrafficHistory : IDisposable
             CloseConnection();
             throw;
         }
-        var heldBuckets = _pending.Count;
+        var heldBuckets = _pending.Values.Count(p => !p.IsEmpty); // a flush with no change opens an empty one
         _pending.Clear();
         _baselineDirty.Clear();
         _baselineDeleted.Clear();
@@ -667,6 +667,8 @@ public sealed class TrafficHistory : IDisposable
     {
         public Dictionary<string, Traffic[]> Clients { get; } = new(StringComparer.Ordinal);
         public Traffic[] Host { get; } = new Traffic[slotCount];
+
+        public bool IsEmpty => Clients.Count == 0 && Array.TrueForAll(Host, t => t.IsZero);
 
         public Traffic[] Client(string ip, int slots)
         {
