@@ -51,12 +51,20 @@ public sealed partial class HistoryEndToEndTests(ITestOutputHelper output)
             var log = daemon.Log;
             daemon.Dispose();
             daemon = null;
-            Assert.True(killedAt < boundary + FlushInterval,
-                $"the traffic took until {killedAt:HH:mm:ss.fff}, past the next flush at {boundary + FlushInterval:HH:mm:ss.fff}: not between flushes");
             var atKill = history.Read();
-            var notYet = HistoryReader.Differences(atKill, flushed);
-            Assert.True(notYet.Count == 0, $"at the kill the history should hold exactly the flushed traffic:\n{string.Join('\n', notYet)}");
-            output.WriteLine($"killed with SIGKILL {(killedAt - boundary).TotalSeconds:F2} s after the flush at {boundary:HH:mm:ss}; history then: {atKill}; unflushed: {truth.Total.Bytes - flushed.Total.Bytes} B");
+            if (killedAt < boundary + FlushInterval)
+            {
+                // The usual case: traffic counted but not flushed when the daemon dies.
+                var notYet = HistoryReader.Differences(atKill, flushed);
+                Assert.True(notYet.Count == 0, $"at the kill the history should hold exactly the flushed traffic:\n{string.Join('\n', notYet)}");
+                output.WriteLine($"killed with SIGKILL {(killedAt - boundary).TotalSeconds:F2} s after the flush at {boundary:HH:mm:ss}; history then: {atKill}; unflushed: {truth.Total.Bytes - flushed.Total.Bytes} B");
+            }
+            else
+            {
+                // A slow machine: the traffic outlasted a flush, so part of it may be written. The
+                // end state below must still be exact (nothing lost, nothing doubled).
+                output.WriteLine($"the traffic took until {killedAt:HH:mm:ss.fff}, past the flush at {boundary + FlushInterval:HH:mm:ss.fff}; history at the kill: {atKill}");
+            }
 
             // Traffic while no daemon runs: the attached programs count into the pinned maps.
             Record(net, plan, truth);
