@@ -1,0 +1,337 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http;
+using Microsoft.Data.Sqlite;
+using SiaExporter.Tests.Bpf;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace SiaExporter.Tests.Flood;
+
+/// <summary>
+/// The daemon as shipped (build/collector run) counting real traffic on a veth while it is
+/// SIGKILLed at random moments and restarted, and SIGTERMed (once mid-way during a pause in the
+/// traffic, and at the end). Whatever the kills hit (a flush, a start-up, an idle moment), the
+/// SQLite history must in the end hold exactly what a packet capture in the peer namespace saw,
+/// per port class and direction, in bytes and frames.
+///
+/// SOAK_KILLS (default 3) sets the number of SIGKILLs (make soak: SOAK_KILLS=10);
+/// SOAK_SEED fixes the random moments (printed, to replay a failure).
+/// </summary>
+[Trait("Category", "Soak")]
+public sealed class SoakTests(ITestOutputHelper output)
+{
+    private const int MetricsPort = 19985;
+    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(5) };
+
+    private static int Kills => int.TryParse(Environment.GetEnvironmentVariable("SOAK_KILLS"), out var n) && n >= 0 ? n : 3;
+
+    [KernelFact]
+    public void Sqlite_totals_equal_the_capture_across_random_kills_and_restarts()
+    {
+        var daemonPath = Path.Combine(TestObject.RepositoryRoot, "build", "collector");
+        if (!File.Exists(daemonPath) || !File.Exists(Path.Combine(TestObject.RepositoryRoot, "build", "collector.bpf.o")))
+            throw new InvalidOperationException($"{daemonPath} (and collector.bpf.o beside it) is missing: run `make build` first");
+        var seed = int.TryParse(Environment.GetEnvironmentVariable("SOAK_SEED"), out var s) ? s : Environment.TickCount;
+        var random = new Random(seed);
+        output.WriteLine($"soak: {Kills} SIGKILLs, seed {seed} (SOAK_SEED to replay)");
+        var clock = Stopwatch.StartNew();
+
+        var work = Directory.CreateTempSubdirectory("fld-soak-");
+        Process? capture = null;
+        Daemon? daemon = null;
+        using var network = new SoakNetwork();
+        try
+        {
+            var pcap = Path.Combine(work.FullName, "truth.pcap");
+            var captureLog = new StringWriterLog();
+            capture = Background.Start("ip", ["netns", "exec", SoakNetwork.Namespace, "tcpdump", "-i", SoakNetwork.Peer, "-n", "-U",
+                "-s", "96", "-w", pcap, "tcp port 9984 or udp port 9984 or tcp port 9981"], null, captureLog);
+            SoakNetwork.WaitFor(() => captureLog.Contains("listening on"), TimeSpan.FromSeconds(10), "tcpdump did not start: " + captureLog);
+
+            daemon = Daemon.Start(daemonPath, work.FullName, output);
+            using (var traffic = new TrafficLoop(random.Next()))
+            {
+                var sigtermAt = Kills / 2;
+                for (var kill = 0; kill <= Kills; kill++)
+                {
+                    if (kill == sigtermAt)
+                    {
+                        // SIGTERM detaches the hooks: do it while no traffic flows, as an operator's restart would be
+                        traffic.Pause();
+                        Thread.Sleep(500); // the last FINs and ACKs
+                        daemon.Terminate();
+                        output.WriteLine($"{clock.Elapsed.TotalSeconds,6:F1} s  SIGTERM (exit {daemon.ExitCode}), traffic paused");
+                        daemon = Daemon.Start(daemonPath, work.FullName, output);
+                        traffic.Resume();
+                    }
+                    if (kill == Kills) break;
+                    Thread.Sleep(TimeSpan.FromMilliseconds(random.Next(1000, 7000)));
+                    daemon.Kill();
+                    output.WriteLine($"{clock.Elapsed.TotalSeconds,6:F1} s  SIGKILL #{kill + 1}");
+                    Thread.Sleep(TimeSpan.FromMilliseconds(random.Next(0, 2000)));
+                    daemon = Daemon.Start(daemonPath, work.FullName, output);
+                }
+                Thread.Sleep(TimeSpan.FromMilliseconds(random.Next(1000, 3000)));
+                traffic.Pause();
+                output.WriteLine($"traffic: {traffic.Runs} iperf3 runs");
+            }
+            Thread.Sleep(500); // the last FINs and ACKs
+            daemon.Terminate();
+            output.WriteLine($"{clock.Elapsed.TotalSeconds,6:F1} s  final SIGTERM (exit {daemon.ExitCode})");
+            Assert.Equal(0, daemon.ExitCode);
+            Assert.True(daemon.Log.Contains("detached"), "the daemon did not detach on SIGTERM:\n" + daemon.Log);
+
+            Background.Signal(capture, "INT");
+            capture.WaitForExit(10_000);
+            Assert.True(capture.HasExited, "tcpdump did not stop");
+            var dropped = captureLog.Lines.FirstOrDefault(l => l.Contains("dropped by kernel", StringComparison.Ordinal));
+            output.WriteLine("tcpdump: " + string.Join(", ", captureLog.Lines.Where(l => l.Contains("packets", StringComparison.Ordinal))));
+            Assert.StartsWith("0 packets dropped by kernel", dropped);
+
+            var truth = CaptureTruth(pcap);
+            var sqlite = SqliteTotals(Path.Combine(work.FullName, "traffic.db"), out var legacy, out var detail);
+            output.WriteLine("capture: " + truth);
+            output.WriteLine("sqlite : " + sqlite);
+            var veth = SoakNetwork.InNamespace("ip", "-s", "link", "show", SoakNetwork.Peer);
+            output.WriteLine(veth);
+
+            Assert.NotEmpty(truth.Values);
+            foreach (var key in truth.Values.Keys.Union(sqlite.Values.Keys))
+            {
+                Assert.Equal((key, truth.Get(key.Port, key.Proto, key.Direction)), (key, sqlite.Get(key.Port, key.Proto, key.Direction)));
+                Assert.Equal((key, truth.Get(key.Port, key.Proto, key.Direction).Bytes), (key, detail.Get(key.Port, key.Proto, key.Direction).Bytes));
+                Assert.Equal((key, truth.Get(key.Port, key.Proto, key.Direction).Packets), (key, detail.Get(key.Port, key.Proto, key.Direction).Packets));
+                Assert.Equal((key, truth.Get(key.Port, key.Proto, key.Direction).Bytes), (key, legacy.Get(key.Port, key.Proto, key.Direction).Bytes));
+            }
+            foreach (var (proto, port) in new[] { ("tcp", 9984), ("udp", 9984), ("tcp", 9981) })
+                foreach (var direction in new[] { "up", "down" })
+                    if (!(proto == "udp" && direction == "down")) // iperf3 UDP sends one way; the few datagrams back are not guaranteed
+                        Assert.True(truth.Get(port, proto, direction).Packets > 0, $"no {port}/{proto} {direction} traffic in the capture");
+            output.WriteLine($"soak took {clock.Elapsed.TotalSeconds:F0} s");
+        }
+        finally
+        {
+            daemon?.Dispose();
+            if (capture is not null) Background.Stop(capture);
+            if (Environment.GetEnvironmentVariable("SOAK_KEEP") == "1") output.WriteLine("kept " + work.FullName);
+            else work.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>Frames and bytes per class and direction as tshark reads the capture. Host
+    /// 10.250.98.1 as source = up (sent by the host), as destination = down.</summary>
+    private static ClassTotals CaptureTruth(string pcap)
+    {
+        var fields = Shell.Run("tshark", "-r", pcap, "-n", "-T", "fields", "-E", "separator=,",
+            "-e", "frame.len", "-e", "ip.src", "-e", "ip.dst", "-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "udp.srcport", "-e", "udp.dstport");
+        var totals = new ClassTotals();
+        foreach (var line in fields.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var f = line.Split(',');
+            var length = ulong.Parse(f[0], CultureInfo.InvariantCulture);
+            var direction = f[1] == SoakNetwork.HostAddress ? "up" : f[2] == SoakNetwork.HostAddress ? "down" : null;
+            if (direction is null) continue;
+            var proto = f[3].Length > 0 ? "tcp" : "udp";
+            var (src, dst) = proto == "tcp" ? (f[3], f[4]) : (f[5], f[6]);
+            var (hostPort, remotePort) = direction == "up" ? (int.Parse(src, CultureInfo.InvariantCulture), int.Parse(dst, CultureInfo.InvariantCulture))
+                : (int.Parse(dst, CultureInfo.InvariantCulture), int.Parse(src, CultureInfo.InvariantCulture));
+            var port = IsClass(hostPort, proto) ? hostPort : IsClass(remotePort, proto) ? remotePort : 0;
+            if (port != 0) totals.Add(port, proto, direction, length, 1);
+        }
+        return totals;
+
+        static bool IsClass(int port, string proto) => port == 9984 || (port == 9981 && proto == "tcp");
+    }
+
+    /// <summary>Sums over every bucket: traffic_host (bytes and packets), traffic_detail (the
+    /// same per client), and the original traffic table (bytes).</summary>
+    private static ClassTotals SqliteTotals(string path, out ClassTotals legacy, out ClassTotals detail)
+    {
+        using var connection = new SqliteConnection($"Data Source={path};Mode=ReadOnly;Pooling=False");
+        connection.Open();
+        var host = Sum(connection, "SELECT port, proto, SUM(up_bytes), SUM(down_bytes), SUM(up_packets), SUM(down_packets) FROM traffic_host GROUP BY port, proto");
+        detail = Sum(connection, "SELECT port, proto, SUM(up_bytes), SUM(down_bytes), SUM(up_packets), SUM(down_packets) FROM traffic_detail GROUP BY port, proto");
+        legacy = new ClassTotals();
+        using (var command = connection.CreateCommand())
+        {
+            command.CommandText = "SELECT SUM(up_9981), SUM(down_9981), SUM(up_9984_tcp), SUM(down_9984_tcp), SUM(up_9984_udp), SUM(down_9984_udp) FROM traffic";
+            using var reader = command.ExecuteReader();
+            reader.Read();
+            ulong At(int i) => reader.IsDBNull(i) ? 0 : (ulong)reader.GetInt64(i);
+            legacy.Add(9981, "tcp", "up", At(0), 0);
+            legacy.Add(9981, "tcp", "down", At(1), 0);
+            legacy.Add(9984, "tcp", "up", At(2), 0);
+            legacy.Add(9984, "tcp", "down", At(3), 0);
+            legacy.Add(9984, "udp", "up", At(4), 0);
+            legacy.Add(9984, "udp", "down", At(5), 0);
+        }
+        return host;
+
+        static ClassTotals Sum(SqliteConnection connection, string sql)
+        {
+            var totals = new ClassTotals();
+            using var command = connection.CreateCommand();
+            command.CommandText = sql;
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
+            {
+                var port = reader.GetInt32(0);
+                var proto = reader.GetString(1);
+                totals.Add(port, proto, "up", (ulong)reader.GetInt64(2), (ulong)reader.GetInt64(4));
+                totals.Add(port, proto, "down", (ulong)reader.GetInt64(3), (ulong)reader.GetInt64(5));
+            }
+            foreach (var key in totals.Values.Where(v => v.Value == default).Select(v => v.Key).ToList()) totals.Values.Remove(key);
+            return totals;
+        }
+    }
+
+    /// <summary>build/collector run on fld-sh with its history, state and pins in the soak's folders.</summary>
+    private sealed class Daemon : IDisposable
+    {
+        private readonly Process _process;
+
+        private Daemon(Process process, StringWriterLog log)
+        {
+            _process = process;
+            Log = log;
+        }
+
+        public StringWriterLog Log { get; }
+
+        public int ExitCode => _process.ExitCode;
+
+        public static Daemon Start(string path, string directory, ITestOutputHelper output)
+        {
+            var log = new StringWriterLog();
+            var process = Background.Start(path, ["run"], new Dictionary<string, string>
+            {
+                ["INTERFACE"] = SoakNetwork.Host,
+                ["LISTEN_ADDRESS"] = $"127.0.0.1:{MetricsPort}",
+                ["SQLITE_PATH"] = Path.Combine(directory, "traffic.db"),
+                ["STATE_DIRECTORY"] = directory,
+                ["PIN_DIRECTORY"] = SoakNetwork.PinDirectory,
+                ["FLUSH_INTERVAL"] = "5s",
+            }, log);
+            var daemon = new Daemon(process, log);
+            try
+            {
+                SoakNetwork.WaitFor(() =>
+                {
+                    if (process.HasExited) throw new IOException($"the daemon exited ({process.ExitCode}) during start-up:\n{log}");
+                    return Http.GetStringAsync($"http://127.0.0.1:{MetricsPort}/metrics").GetAwaiter().GetResult()
+                        .Contains("sia_exporter_bpf_attached{interface=\"fld-sh\",hook=\"tc\"} 1", StringComparison.Ordinal);
+                }, TimeSpan.FromSeconds(20), "the daemon served no /metrics with its hooks attached within 20 s:\n" + log);
+            }
+            catch
+            {
+                daemon.Dispose();
+                throw;
+            }
+            return daemon;
+        }
+
+        public void Kill()
+        {
+            _process.Kill(); // SIGKILL
+            _process.WaitForExit();
+        }
+
+        public void Terminate()
+        {
+            Background.Signal(_process, "TERM");
+            if (!_process.WaitForExit(15_000))
+                throw new TimeoutException("the daemon did not stop within 15 s of SIGTERM:\n" + Log);
+            _process.WaitForExit();
+        }
+
+        public void Dispose() => Background.Stop(_process);
+    }
+
+    /// <summary>iperf3 sessions one after another from the host to the netns: TCP up, TCP down
+    /// (-R), UDP up to 9984 and TCP to 9981 (the host dialing a peer), 1–3 s each, rate-limited
+    /// so the veth never drops.</summary>
+    private sealed class TrafficLoop : IDisposable
+    {
+        private readonly Random _random;
+        private readonly Thread _thread;
+        private readonly ManualResetEventSlim _running = new(true);
+        private readonly ManualResetEventSlim _idle = new(false);
+        private volatile bool _stop;
+        private Exception? _failure;
+
+        public TrafficLoop(int seed)
+        {
+            _random = new Random(seed);
+            _thread = new Thread(Loop) { IsBackground = true, Name = "soak traffic" };
+            _thread.Start();
+        }
+
+        public int Runs { get; private set; }
+
+        private void Loop()
+        {
+            string[][] kinds =
+            [
+                ["-p", "9984", "-b", "200M"],
+                ["-p", "9984", "-b", "200M", "-R"],
+                ["-p", "9984", "-u", "-b", "50M", "-l", "1200"],
+                ["-p", "9981", "-b", "100M"],
+            ];
+            try
+            {
+                while (!_stop)
+                {
+                    if (!_running.IsSet)
+                    {
+                        _idle.Set();
+                        _running.Wait();
+                        _idle.Reset();
+                        continue;
+                    }
+                    var kind = kinds[Runs % kinds.Length];
+                    var seconds = _random.Next(1, 4).ToString(CultureInfo.InvariantCulture);
+                    for (var attempt = 1; ; attempt++)
+                    {
+                        try
+                        {
+                            Shell.Run("iperf3", ["-c", SoakNetwork.PeerAddress, "-t", seconds, .. kind]);
+                            break;
+                        }
+                        catch (InvalidOperationException e) when (attempt < 20 && e.Message.Contains("unable to", StringComparison.Ordinal))
+                        {
+                            // the iperf3 server re-opens its listener between tests: refused or busy for a moment
+                            Thread.Sleep(100);
+                        }
+                    }
+                    Runs++;
+                }
+            }
+            catch (Exception e)
+            {
+                _failure = e;
+            }
+            finally
+            {
+                _idle.Set();
+            }
+        }
+
+        /// <summary>Lets the current iperf3 run finish and starts no other until <see cref="Resume"/>.</summary>
+        public void Pause()
+        {
+            _running.Reset();
+            _idle.Wait(TimeSpan.FromSeconds(30));
+            if (_failure is not null) throw new InvalidOperationException("the traffic loop failed", _failure);
+        }
+
+        public void Resume() => _running.Set();
+
+        public void Dispose()
+        {
+            _stop = true;
+            _running.Set();
+            _thread.Join(TimeSpan.FromSeconds(30));
+        }
+    }
+}
