@@ -46,7 +46,7 @@ public sealed class SoakTests(ITestOutputHelper output)
             var pcap = Path.Combine(work.FullName, "truth.pcap");
             var captureLog = new StringWriterLog();
             capture = Background.Start("ip", ["netns", "exec", SoakNetwork.Namespace, "tcpdump", "-i", SoakNetwork.Peer, "-n", "-U",
-                "-s", "96", "-w", pcap, "tcp port 9984 or udp port 9984 or tcp port 9981"], null, captureLog);
+                "-s", "96", "-B", "16384", "-w", pcap, "tcp port 9984 or udp port 9984 or tcp port 9981"], null, captureLog);
             SoakNetwork.WaitFor(() => captureLog.Contains("listening on"), TimeSpan.FromSeconds(10), "tcpdump did not start: " + captureLog);
 
             daemon = Daemon.Start(daemonPath, work.FullName, output);
@@ -82,12 +82,25 @@ public sealed class SoakTests(ITestOutputHelper output)
             Assert.Equal(0, daemon.ExitCode);
             Assert.True(daemon.Log.Contains("detached"), "the daemon did not detach on SIGTERM:\n" + daemon.Log);
 
+            // tcpdump may lag behind the kernel's capture buffer on a busy host: let it drain (the
+            // pcap stops growing) before SIGINT, or the last frames are "received by filter" but not captured
+            var size = -1L;
+            SoakNetwork.WaitFor(() =>
+            {
+                var now = new FileInfo(pcap).Length;
+                var settled = now == size;
+                size = now;
+                if (!settled) Thread.Sleep(900);
+                return settled;
+            }, TimeSpan.FromSeconds(30), "the capture file kept growing for 30 s after the traffic stopped");
             Background.Signal(capture, "INT");
             capture.WaitForExit(10_000);
             Assert.True(capture.HasExited, "tcpdump did not stop");
             var dropped = captureLog.Lines.FirstOrDefault(l => l.Contains("dropped by kernel", StringComparison.Ordinal));
             output.WriteLine("tcpdump: " + string.Join(", ", captureLog.Lines.Where(l => l.Contains("packets", StringComparison.Ordinal))));
             Assert.StartsWith("0 packets dropped by kernel", dropped);
+            var captured = Count(captureLog, "packets captured");
+            Assert.True(captured == Count(captureLog, "packets received by filter"), "tcpdump did not write every frame it received: " + captureLog);
 
             var truth = CaptureTruth(pcap);
             var sqlite = SqliteTotals(Path.Combine(work.FullName, "traffic.db"), out var legacy, out var detail);
@@ -118,6 +131,9 @@ public sealed class SoakTests(ITestOutputHelper output)
             else work.Delete(recursive: true);
         }
     }
+
+    private static long Count(StringWriterLog log, string what) =>
+        long.Parse(log.Lines.First(l => l.EndsWith(what, StringComparison.Ordinal)).Split(' ')[0], CultureInfo.InvariantCulture);
 
     /// <summary>Frames and bytes per class and direction as tshark reads the capture. Host
     /// 10.250.98.1 as source = up (sent by the host), as destination = down.</summary>
