@@ -41,18 +41,32 @@ public sealed class FloodTests(ITestOutputHelper output)
         using var warm = Environment.GetEnvironmentVariable("FLOOD_NO_DISPATCHER") == "1" ? null : XdpDispatcherHold.Attach(collector);
         var frames = new FloodFrames();
 
+        using var reader = new CounterReader(collector);
         var run = Stopwatch.StartNew();
-        foreach (var step in plan.Steps)
+        var checkpoints = TimeSpan.Zero;
+        var distinctSoFar = new HashSet<ClientAddress>();
+        for (var i = 0; i < plan.Steps.Count; i++)
         {
+            var step = plan.Steps[i];
             var result = BpfTestRun.Run(collector.XdpIngressFd, frames.Frame(step.Source, step.Length), step.Repeat);
             if (result.ReturnValue != XdpPass)
                 Assert.Fail($"xdp_ingress returned {result.ReturnValue} for {step.Source} ({step.Length} B): a flood must never drop");
+            if (distinctSoFar.Count <= Capacity) distinctSoFar.Add(step.Source);
+            if (i % 100_000 == 99_999)
+            {
+                // never more than the capacity, and full as soon as that many distinct sources came
+                var started = Stopwatch.GetTimestamp();
+                var entries = reader.Read().Clients.Length;
+                checkpoints += Stopwatch.GetElapsedTime(started);
+                Assert.Equal(Math.Min(distinctSoFar.Count, Capacity), entries);
+            }
         }
         run.Stop();
-        output.WriteLine($"test-runs: {run.Elapsed.TotalSeconds:F2} s, {run.Elapsed.TotalMicroseconds / plan.Steps.Count:F2} µs per call");
+        var calls = run.Elapsed - checkpoints;
+        output.WriteLine($"test-runs: {calls.TotalSeconds:F2} s, {calls.TotalMicroseconds / plan.Steps.Count:F2} µs per call " +
+                         $"(+ {checkpoints.TotalMilliseconds:F0} ms of map reads at 11 checkpoints)");
 
         // The kernel's view, read the way the daemon reads it.
-        using var reader = new CounterReader(collector);
         var read = Stopwatch.StartNew();
         var snapshot = reader.Read();
         output.WriteLine($"map read: {read.Elapsed.TotalMilliseconds:F1} ms for {snapshot.Clients.Length:N0} clients");

@@ -9,13 +9,13 @@ using Xunit.Abstractions;
 namespace SiaExporter.Tests.Flood;
 
 /// <summary>
-/// The daemon as shipped (build/collector run) counting real traffic on a veth while it is
+/// The daemon (`collector run`, COLLECTOR_BIN or the one built beside the tests) counting real traffic on a veth while it is
 /// SIGKILLed at random moments and restarted, and SIGTERMed (once mid-way during a pause in the
 /// traffic, and at the end). Whatever the kills hit (a flush, a start-up, an idle moment), the
 /// SQLite history must in the end hold exactly what a packet capture in the peer namespace saw,
 /// per port class and direction, in bytes and frames.
 ///
-/// SOAK_KILLS (default 3) sets the number of SIGKILLs (make soak: SOAK_KILLS=10);
+/// SOAK_KILLS (default 3, ~25 s; 10 ≈ 80 s) sets the number of SIGKILLs (make soak: SOAK_KILLS=10);
 /// SOAK_SEED fixes the random moments (printed, to replay a failure).
 /// </summary>
 [Trait("Category", "Soak")]
@@ -24,14 +24,20 @@ public sealed class SoakTests(ITestOutputHelper output)
     private const int MetricsPort = 19985;
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(5) };
 
+    /// <summary>COLLECTOR_BIN (make soak: the published build/collector), else the apphost built
+    /// beside the tests (always the code under test; `make test` has no publish step).</summary>
+    private static string DaemonPath =>
+        Environment.GetEnvironmentVariable("COLLECTOR_BIN") is { Length: > 0 } bin ? bin : Path.Combine(AppContext.BaseDirectory, "collector");
+
     private static int Kills => int.TryParse(Environment.GetEnvironmentVariable("SOAK_KILLS"), out var n) && n >= 0 ? n : 3;
 
     [KernelFact]
     public void Sqlite_totals_equal_the_capture_across_random_kills_and_restarts()
     {
-        var daemonPath = Path.Combine(TestObject.RepositoryRoot, "build", "collector");
-        if (!File.Exists(daemonPath) || !File.Exists(Path.Combine(TestObject.RepositoryRoot, "build", "collector.bpf.o")))
-            throw new InvalidOperationException($"{daemonPath} (and collector.bpf.o beside it) is missing: run `make build` first");
+        var daemonPath = DaemonPath;
+        if (!File.Exists(daemonPath)) throw new InvalidOperationException($"no daemon at {daemonPath} (COLLECTOR_BIN): run `make build`");
+        if (!File.Exists(TestObject.Path)) throw new InvalidOperationException($"no {TestObject.Path} (BPF_OBJECT): run `make bpf`");
+        output.WriteLine($"daemon {daemonPath}, object {TestObject.Path}");
         var seed = int.TryParse(Environment.GetEnvironmentVariable("SOAK_SEED"), out var s) ? s : Environment.TickCount;
         var random = new Random(seed);
         output.WriteLine($"soak: {Kills} SIGKILLs, seed {seed} (SOAK_SEED to replay)");
@@ -228,6 +234,7 @@ public sealed class SoakTests(ITestOutputHelper output)
                 ["STATE_DIRECTORY"] = directory,
                 ["PIN_DIRECTORY"] = SoakNetwork.PinDirectory,
                 ["FLUSH_INTERVAL"] = "5s",
+                ["BPF_OBJECT"] = TestObject.Path,
             }, log);
             var daemon = new Daemon(process, log);
             try
