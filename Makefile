@@ -12,7 +12,8 @@ BINDIR      := $(PREFIX)/bin
 UNITDIR     ?= /etc/systemd/system
 STATEDIR    ?= /var/lib/collector
 CONFIG      ?= /etc/collector.env
-PINDIR      ?= /sys/fs/bpf/collector
+# The pin directory uninstall cleans: PIN_DIRECTORY of the installed env file, else the default.
+PINDIR      ?= $(or $(shell sed -n 's/^[[:space:]]*PIN_DIRECTORY=//p' $(DESTDIR)$(CONFIG) 2>/dev/null | tail -n1 | tr -d "\"' "),/sys/fs/bpf/collector)
 
 BUILD       := build
 BPF_OBJ     := $(BUILD)/collector.bpf.o
@@ -30,7 +31,7 @@ BPF_CFLAGS  := -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 -I$(ARCH_INC
 
 # Debian packages: what running needs, and what the tests need on top.
 RUN_PKGS    := clang llvm libbpf-dev libbpf1 bpftool iproute2 libc6-dev
-TEST_PKGS   := $(RUN_PKGS) ethtool tcpdump tshark sqlite3 iperf3 prometheus systemd procps
+TEST_PKGS   := $(RUN_PKGS) ethtool tcpdump tshark sqlite3 iperf3 prometheus systemd procps e2fsprogs
 DEPS_STAMP  := $(BUILD)/.deps
 
 .PHONY: all build bpf publish run test test-unit deps deps-run deps-test bench bench-bpf bench-scrape \
@@ -69,7 +70,7 @@ run: deps-run build
 
 # ---------------------------------------------------------------- test
 # Every test, as root. Kernel tests fail (never skip) under CI=true.
-test: deps-test check-dotnet $(BPF_OBJ)
+test: deps-test check-dotnet $(BPF_OBJ) $(BIN)
 	@set -o pipefail; BPF_OBJECT=$(CURDIR)/$(BPF_OBJ) $(DOTNET) test SiaExporter.sln -c Release --nologo \
 	    --logger "console;verbosity=normal" $(if $(FILTER),--filter "$(FILTER)") 2>&1 | tee $(BUILD)/test.log; \
 	  status=$$?; scripts/test-summary.sh $(BUILD)/test.log; exit $$status
@@ -79,29 +80,64 @@ BENCH = $(DOTNET) run -c Release --project bench/SiaExporter.Bench --
 bench: bench-bpf bench-scrape bench-sqlite bench-traffic
 bench-bpf: deps-test check-dotnet $(BPF_OBJ)
 	BPF_OBJECT=$(CURDIR)/$(BPF_OBJ) $(BENCH) bpf
-bench-scrape: deps-test check-dotnet $(BPF_OBJ)
+bench-scrape: deps-test check-dotnet $(BPF_OBJ) $(BIN)
 	BPF_OBJECT=$(CURDIR)/$(BPF_OBJ) $(BENCH) scrape
+	BPF_OBJECT=$(CURDIR)/$(BPF_OBJ) $(BENCH) scrape-daemon $(CURDIR)/$(BIN)
 bench-sqlite: check-dotnet
 	$(BENCH) sqlite
 bench-traffic: deps-test build
 	bench/traffic.sh $(CURDIR)/$(BIN)
 
 # ---------------------------------------------------------------- install
-install: build
-	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/collector
-	install -D -m 0644 $(BPF_OBJ) $(DESTDIR)$(STATEDIR)/bpf/collector.bpf.o
-	install -D -m 0644 collector.service $(DESTDIR)$(UNITDIR)/collector.service
-	@if [ ! -e $(DESTDIR)$(CONFIG) ]; then install -D -m 0600 collector.env.example $(DESTDIR)$(CONFIG); echo "created $(DESTDIR)$(CONFIG)"; \
-	 else echo "kept existing $(DESTDIR)$(CONFIG)"; fi
-	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload && systemctl enable --now collector.service && echo "collector.service enabled and started"; \
-	 else echo "systemd is not running here (or DESTDIR is set): start it with $(DESTDIR)$(BINDIR)/collector run"; fi
+# sudo make install [PREFIX=/usr/local] [DESTDIR=/staging]: the binary, the BPF object, the unit
+# and (only when missing, never overwritten) /etc/collector.env; enabled and (re)started when
+# systemd runs here and DESTDIR is empty. install only rebuilds what is older than its sources,
+# so `make build && sudo make install` does not publish twice.
+SOURCES     := $(shell find src -type f \( -name '*.cs' -o -name '*.csproj' -o -name '*.awk' \) -not -path '*/obj/*' -not -path '*/bin/*' 2>/dev/null) \
+               Directory.Build.props $(wildcard bpf/*.h)
+# Where install records that it created the env file (uninstall removes it only then).
+ENV_MARKER  := $(STATEDIR)/.env-created-by-install
+# Pins are kernel-global, not under DESTDIR: a staged uninstall touches them only when PINDIR
+# is given explicitly (make uninstall DESTDIR=... PINDIR=/sys/fs/bpf/x), never the live daemon's.
+PIN_CLEANUP  = $(if $(DESTDIR),$(filter command line environment,$(origin PINDIR)),yes)
 
+$(BIN): $(BPF_OBJ) $(SOURCES)
+	$(MAKE) --no-print-directory build
+	@touch $@
+
+install: $(BIN) $(BPF_OBJ)
+	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/collector
+	install -d -m 0700 $(DESTDIR)$(STATEDIR)
+	install -D -m 0644 $(BPF_OBJ) $(DESTDIR)$(STATEDIR)/bpf/collector.bpf.o
+	install -d -m 0755 $(DESTDIR)$(UNITDIR)
+	sed 's|^ExecStart=/usr/local/bin/collector|ExecStart=$(BINDIR)/collector|' collector.service > $(DESTDIR)$(UNITDIR)/collector.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/collector.service
+	@if [ -e $(DESTDIR)$(CONFIG) ]; then echo "kept the existing $(DESTDIR)$(CONFIG)"; \
+	 else install -D -m 0600 collector.env.example $(DESTDIR)$(CONFIG) && touch $(DESTDIR)$(ENV_MARKER) && \
+	      echo "created $(DESTDIR)$(CONFIG) (all defaults: set INTERFACE there if the default route is not the Sia interface)"; fi
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+	   systemctl daemon-reload && systemctl enable collector.service && systemctl restart collector.service && \
+	   echo "collector.service enabled and (re)started: systemctl status collector; journalctl -u collector -f"; \
+	 elif [ -n "$(DESTDIR)" ]; then \
+	   echo "staged in $(DESTDIR); on the target: systemctl daemon-reload && systemctl enable --now collector.service"; \
+	 else \
+	   echo "systemd is not running here: start the daemon as root with $(BINDIR)/collector run (settings from $(CONFIG))"; fi
+
+# Stops the service, takes every hook off (pinned links and netlink filters), removes the pinned
+# counters, the binary, the unit, $(STATEDIR) (history included) and the env file if install
+# created it (one that existed before install is kept). With DESTDIR, all of it inside DESTDIR.
 uninstall:
-	-@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl disable --now collector.service 2>/dev/null; fi
-	-@if [ -x $(DESTDIR)$(BINDIR)/collector ]; then PIN_DIRECTORY=$(PINDIR) $(DESTDIR)$(BINDIR)/collector detach --purge; fi
-	@# Removing the pins also detaches pinned links that no process holds any more.
-	-@[ -n "$(DESTDIR)" ] || rm -rf $(PINDIR)
-	rm -f $(DESTDIR)$(BINDIR)/collector $(DESTDIR)$(UNITDIR)/collector.service $(DESTDIR)$(CONFIG)
+	-@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl disable --now collector.service; fi
+	@if [ -n "$(PIN_CLEANUP)" ]; then \
+	   bin=$(DESTDIR)$(BINDIR)/collector; config=$(DESTDIR)$(CONFIG); [ -f "$$config" ] || config=/dev/null; \
+	   if [ -x "$$bin" ]; then PIN_DIRECTORY=$(PINDIR) "$$bin" --config "$$config" detach --purge \
+	     || echo "warning: collector detach failed; removing the pins in $(PINDIR) detaches what they hold" >&2; fi; \
+	   case "$(PINDIR)" in /sys/fs/bpf/?*) rm -rf "$(PINDIR)";; *) echo "warning: PINDIR=$(PINDIR) is not under /sys/fs/bpf: not removed" >&2;; esac; \
+	   if pgrep -x collector >/dev/null; then echo "note: a collector process still runs (started by hand?): stop it to detach its hooks" >&2; fi; \
+	 else echo "DESTDIR set without PINDIR: left the kernel's pins alone"; fi
+	@if [ -e $(DESTDIR)$(ENV_MARKER) ]; then rm -f $(DESTDIR)$(CONFIG); echo "removed $(DESTDIR)$(CONFIG)"; \
+	 elif [ -e $(DESTDIR)$(CONFIG) ]; then echo "kept $(DESTDIR)$(CONFIG): it existed before make install"; fi
+	rm -f $(DESTDIR)$(BINDIR)/collector $(DESTDIR)$(UNITDIR)/collector.service $(DESTDIR)$(UNITDIR)/multi-user.target.wants/collector.service
 	rm -rf $(DESTDIR)$(STATEDIR)
 	-@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 

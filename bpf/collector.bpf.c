@@ -213,6 +213,8 @@ static __always_inline int parse_ipv6_ext(void *ctx, int is_xdp, __u32 off, __u8
 			return PARSE_SKIP;
 		p->row = COLLECTOR_PROTO_ROW_TCP;
 		p->doff = h[12] >> 4;
+		if (p->doff < 5) /* a TCP header is at least 20 bytes: malformed */
+			return PARSE_SKIP;
 	} else if (nh == IPPROTO_UDP) {
 		if (load(ctx, is_xdp, off, h, sizeof(struct udphdr)))
 			return PARSE_SKIP;
@@ -314,6 +316,8 @@ static __always_inline int parse(void *ctx, int is_xdp, void *data, void *data_e
 			return PARSE_SHORT;
 		p->row = COLLECTOR_PROTO_ROW_TCP;
 		p->doff = tcp->doff;
+		if (p->doff < 5) /* a TCP header is at least 20 bytes: malformed */
+			return PARSE_SKIP;
 		p->sport = tcp->source;
 		p->dport = tcp->dest;
 	} else if (l4proto == IPPROTO_UDP) {

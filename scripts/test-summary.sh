@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # Prints one closing line "tests: N passed, N failed, N skipped" summed over every test
-# assembly in a `dotnet test` log (dotnet prints one "Passed!/Failed!" line per assembly).
+# assembly in a `dotnet test` log. dotnet prints either "Passed!  - Failed: 0, Passed: 9, ..."
+# (minimal verbosity) or a "Total tests: / Passed: / Failed: / Skipped:" block (normal).
 log=${1:?log file}
 awk '
   /(Passed|Failed)! +- +Failed: / {
     for (i = 1; i <= NF; i++) {
-      gsub(",", "", $(i+1))
-      if ($i == "Failed:")  f += $(i+1)
-      if ($i == "Passed:")  p += $(i+1)
-      if ($i == "Skipped:") s += $(i+1)
+      v = $(i+1); gsub(",", "", v)
+      if ($i == "Failed:")  f += v
+      if ($i == "Passed:")  p += v
+      if ($i == "Skipped:") s += v
     }
-    seen = 1
+    seen = 1; next
   }
+  /^Total tests: / { block = 1; seen = 1; next }
+  block && /^ +Passed: /  { p += $2; next }
+  block && /^ +Failed: /  { f += $2; next }
+  block && /^ +Skipped: / { s += $2; next }
+  { block = 0 }
   END { if (seen) printf "tests: %d passed, %d failed, %d skipped\n", p, f, s; else print "tests: 0 passed, 1 failed (no test summary found in the log)" }
 ' "$log"

@@ -29,11 +29,11 @@ public static class Program
                 case "run":
                     return await DaemonCommand.RunAsync(CollectorSettings.Parse(values), commandArgs).ConfigureAwait(false);
                 case "top":
-                    return Commands.Top(CollectorSettings.Parse(values, () => "unused"), commandArgs);
+                    return Commands.Top(CollectorSettings.Parse(values, interfacesRequired: false), commandArgs);
                 case "export":
-                    return Commands.Export(CollectorSettings.Parse(values, () => "unused"), commandArgs);
+                    return Commands.Export(CollectorSettings.Parse(values, interfacesRequired: false), commandArgs);
                 case "detach":
-                    return Commands.Detach(CollectorSettings.Parse(values, () => "unused"), commandArgs);
+                    return Commands.Detach(CollectorSettings.Parse(values, interfacesRequired: false), commandArgs);
                 case "version" or "--version" or "-V":
                     return Commands.Version(values);
                 case "help" or "--help" or "-h":

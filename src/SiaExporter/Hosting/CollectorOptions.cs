@@ -30,6 +30,8 @@ public sealed class CollectorOptions
     public XdpMode XdpMode { get; init; } = XdpMode.Auto;
     public int RetentionDays { get; init; } = 400;
     public string? WebConfigFile { get; init; }
+    /// <summary>Clients reported by prefix instead of address (ANONYMIZE=/24,/48); totals unchanged.</summary>
+    public SiaExporter.Web.ClientPrefix Anonymize { get; init; } = SiaExporter.Web.ClientPrefix.None;
 
     /// <summary>The compiled eBPF object (BPF_OBJECT; default: beside the binary, else /var/lib/collector/bpf/).</summary>
     public string BpfObjectPath { get; init; } = "collector.bpf.o";

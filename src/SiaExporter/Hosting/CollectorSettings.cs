@@ -18,7 +18,7 @@ public static class CollectorSettings
         "SIA_HOSTNAME", "INTERFACE", "SQLITE_PATH", "API_ENDPOINT", "API_TOKEN", "LISTEN_ADDRESS", "PORTS",
         "METRICS_TOP_CLIENTS", "MAX_CLIENTS", "XDP_MODE", "RETENTION_DAYS", "WEB_CONFIG_FILE",
         "BPF_OBJECT", "PIN_DIRECTORY", "STATE_DIRECTORY", "CLIENT_IDLE_TIMEOUT", "LOG_INTERVAL", "LOG_TOP",
-        "FLUSH_INTERVAL", "TC_ATTACH",
+        "FLUSH_INTERVAL", "TC_ATTACH", "ANONYMIZE",
     ];
 
     /// <summary>The flag for a variable: INTERFACE ↔ --interface.</summary>
@@ -92,7 +92,10 @@ public static class CollectorSettings
     }
 
     /// <summary>Parses and validates every value; throws <see cref="SettingsException"/> listing each problem.</summary>
-    public static CollectorOptions Parse(IReadOnlyDictionary<string, string> values, Func<string?>? defaultRouteInterface = null)
+    /// <param name="interfacesRequired">false for commands that attach nothing (top, export, detach):
+    /// no default-route look-up, and an empty interface list is fine.</param>
+    public static CollectorOptions Parse(IReadOnlyDictionary<string, string> values, Func<string?>? defaultRouteInterface = null,
+        bool interfacesRequired = true)
     {
         var problems = new List<string>();
         string? Get(string name) => values.TryGetValue(name, out var v) && !string.IsNullOrWhiteSpace(v) ? v.Trim() : null;
@@ -147,10 +150,11 @@ public static class CollectorSettings
             ? t.ToLowerInvariant()
             : throw new FormatException("expected auto, tcx or netlink"), "");
 
+        var anonymize = Read("ANONYMIZE", SiaExporter.Web.ClientPrefix.None, SiaExporter.Web.ClientPrefix.Parse, "");
         var interfaces = (Get("INTERFACE") ?? "")
             .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Distinct(StringComparer.Ordinal).ToList();
-        if (interfaces.Count == 0)
+        if (interfaces.Count == 0 && interfacesRequired)
         {
             var route = (defaultRouteInterface ?? DefaultRoute.InterfaceName)();
             if (route is null)
@@ -192,6 +196,7 @@ public static class CollectorSettings
             LogTop = Int("LOG_TOP", 5, 1, 1000),
             FlushInterval = Duration("FLUSH_INTERVAL", TimeSpan.FromMinutes(1), TimeSpan.FromSeconds(1)),
             TcAttach = tcAttach,
+            Anonymize = anonymize,
         };
         if (problems.Count > 0) throw new SettingsException(problems);
         return options;

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging.Console;
 using SiaExporter.Counters;
 using SiaExporter.Metrics;
+using SiaExporter.Push;
 using SiaExporter.Storage;
 using SiaExporter.Web;
 
@@ -13,6 +14,7 @@ public static class DaemonCommand
     {
         if (args.Length > 0)
             throw new SettingsException([$"run takes no arguments (got '{string.Join(' ', args)}'); settings are --kebab-case flags"]);
+        Preflight.Check(options);
         WebConfig? web = null;
         if (options.WebConfigFile is not null)
         {
@@ -50,9 +52,24 @@ public static class DaemonCommand
         // hooks are up before any reader starts and still up for the final flush.
         services.AddSingleton<KernelCounters>();
         services.AddHostedService(sp => sp.GetRequiredService<KernelCounters>());
-        services.AddSingleton(sp => new SnapshotSource(sp.GetRequiredService<KernelCounters>(), sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton(sp =>
+        {
+            ICounterSource counters = sp.GetRequiredService<KernelCounters>();
+            if (!options.Anonymize.IsNone) counters = new AnonymizedCounterSource(counters, options.Anonymize);
+            return new SnapshotSource(counters, sp.GetRequiredService<TimeProvider>());
+        });
         services.AddSingleton(sp => TrafficHistory.Open(options.SqlitePath, options.Ports,
             sp.GetRequiredService<ILoggerFactory>().CreateLogger<TrafficHistory>(), sp.GetRequiredService<TimeProvider>()));
+        // Before the flush service: hosted services stop in reverse, so the final flush comes first
+        // and the push's bounded final attempt gets what is left of the shutdown timeout.
+        var push = PushOptions.From(options);
+        if (push is not null)
+        {
+            services.AddSingleton(sp => new ApiPushService(push, sp.GetRequiredService<TimeProvider>(),
+                sp.GetRequiredService<ILogger<ApiPushService>>(),
+                historyHoldsDeltas: () => sp.GetRequiredService<TrafficHistory>().PendingBuckets > 0));
+            services.AddHostedService(sp => sp.GetRequiredService<ApiPushService>());
+        }
         services.AddHostedService(sp =>
         {
             var source = sp.GetRequiredService<SnapshotSource>();
@@ -70,6 +87,7 @@ public static class DaemonCommand
                 Attachments = kernel.Attachments,
                 LastMapReadDuration = () => source.LastReadDuration,
                 History = () => (history.LastSuccess, history.FailureCount),
+                Push = push is null ? null : () => sp.GetRequiredService<ApiPushService>().Status,
                 MapCapacity = options.MaxClients,
             }, sp.GetRequiredService<ILoggerFactory>().CreateLogger<MetricsExporter>());
         });
@@ -92,6 +110,9 @@ public static class DaemonCommand
         logging.SetMinimumLevel(LogLevel.Information);
         logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Warning);
+        // A start-up failure is printed once by Program.Main as one operator-readable line; the
+        // host's own "Hosting failed to start" entry would repeat it with a stack trace.
+        logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
         if (Microsoft.Extensions.Hosting.Systemd.SystemdHelpers.IsSystemdService())
             logging.AddSystemdConsole(o => o.UseUtcTimestamp = true);
         else

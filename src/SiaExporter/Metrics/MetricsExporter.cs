@@ -32,6 +32,9 @@ public sealed class MetricsSources
     /// <summary>The SQLite history's health: when the last flush committed, and how many failed.</summary>
     public Func<(DateTimeOffset? LastSuccess, long Failures)>? History { get; init; }
 
+    /// <summary>The API push's state (only when API_ENDPOINT and API_TOKEN are set).</summary>
+    public Func<Push.PushStatus>? Push { get; init; }
+
     /// <summary>The kernel map's capacity; default CollectorOptions.MaxClients.</summary>
     public int? MapCapacity { get; init; }
 
@@ -76,6 +79,9 @@ public sealed class MetricsExporter
     private readonly Gauge _mapReadDuration;
     private readonly Gauge _scrapeDuration;
     private readonly Gauge _sqliteLastSuccess;
+    private readonly Gauge _pushLastSuccess;
+    private readonly Gauge _pushPending;
+    private readonly Counter _pushFailures;
     private readonly Counter _sqliteFailures;
     private readonly Counter _errors;
 
@@ -142,6 +148,12 @@ public sealed class MetricsExporter
             "Unix time of the last flush to the SQLite history that committed (0 until the first).");
         _sqliteFailures = f.CreateCounter("sia_exporter_sqlite_flush_failures_total",
             "Flushes to the SQLite history that failed after their retries; their deltas are kept and written by a later flush.");
+        _pushLastSuccess = f.CreateGauge("sia_exporter_push_last_success_timestamp_seconds",
+            "Unix time of the last bucket the API endpoint acknowledged (0 until the first; absent when push is off).");
+        _pushPending = f.CreateGauge("sia_exporter_push_pending_buckets",
+            "Closed 5-minute buckets not yet acknowledged by the API endpoint (including ones it refused).");
+        _pushFailures = f.CreateCounter("sia_exporter_push_failures_total",
+            "Failed requests to the API endpoint; the buckets stay in the outbox and are sent later.");
         _errors.WithLabels("counter_read");
         _errors.WithLabels("state_write");
         _mapCapacity.Set(_sources.MapCapacity ?? options.MaxClients);
@@ -373,6 +385,13 @@ public sealed class MetricsExporter
             var (lastSuccess, failures) = history();
             if (lastSuccess is { } at) _sqliteLastSuccess.Set(at.ToUnixTimeMilliseconds() / 1000.0);
             _sqliteFailures.IncTo(failures);
+        }
+        if (_sources.Push is { } push)
+        {
+            var status = push();
+            if (status.LastSuccess is { } at) _pushLastSuccess.Set(at.ToUnixTimeMilliseconds() / 1000.0);
+            _pushPending.Set(status.PendingBuckets);
+            _pushFailures.IncTo(status.Failures);
         }
         if (_sources.BpfPrograms is { } programs)
         {

@@ -435,7 +435,7 @@ public sealed class TrafficHistory : IDisposable
         FailureCount++;
         if (IsFailing) return;
         IsFailing = true;
-        _logger.LogError("SQLite history at {Path} cannot be written ({Error}); holding the counts in memory and retrying every flush", _path, e.Message);
+        _logger.LogError("SQLite history at {Path} cannot be written ({Error}); holding the counts in memory and retrying every flush; check that the folder exists, is writable and the disk is not full (SQLITE_PATH)", _path, e.Message);
     }
 
     private static bool IsStorageError(Exception e) =>
@@ -469,7 +469,7 @@ public sealed class TrafficHistory : IDisposable
                 PRAGMA busy_timeout = {(long)_options.BusyTimeout.TotalMilliseconds};
                 PRAGMA journal_mode = WAL;
                 PRAGMA synchronous = NORMAL;
-                PRAGMA cache_size = -32768;
+                PRAGMA cache_size = -8192;
                 PRAGMA wal_autocheckpoint = {AutoCheckpointPages};
                 """);
             HistorySchema.Ensure(connection, _logger);
@@ -586,7 +586,7 @@ public sealed class TrafficHistory : IDisposable
             CloseConnection();
             throw;
         }
-        var heldBuckets = _pending.Count;
+        var heldBuckets = _pending.Values.Count(p => !p.IsEmpty); // a flush with no change opens an empty one
         _pending.Clear();
         _baselineDirty.Clear();
         _baselineDeleted.Clear();
@@ -667,6 +667,8 @@ public sealed class TrafficHistory : IDisposable
     {
         public Dictionary<string, Traffic[]> Clients { get; } = new(StringComparer.Ordinal);
         public Traffic[] Host { get; } = new Traffic[slotCount];
+
+        public bool IsEmpty => Clients.Count == 0 && Array.TrueForAll(Host, t => t.IsZero);
 
         public Traffic[] Client(string ip, int slots)
         {

@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using SiaExporter.Tests.EndToEnd;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -58,122 +59,64 @@ public sealed partial class DashboardTests(ITestOutputHelper output)
     }
 
     /// <summary>SIA_OPS_SCRAPE_TARGET=host:port scrapes a real daemon instead of the fake exposition;
-    /// then empty results are only reported unless SIA_OPS_REQUIRE_DATA=1.</summary>
+    /// then empty results are only reported unless SIA_OPS_REQUIRE_DATA=1. (The end-to-end
+    /// PrometheusEndToEndTests runs the same check against a real daemon counting real traffic.)</summary>
     [RequiresToolsFact("prometheus")]
     public async Task Every_dashboard_expression_parses_and_returns_data_in_a_real_prometheus()
     {
-        var prometheusBin = OpsTools.Require("prometheus");
         var realTarget = Environment.GetEnvironmentVariable("SIA_OPS_SCRAPE_TARGET");
         var requireData = string.IsNullOrEmpty(realTarget) || Environment.GetEnvironmentVariable("SIA_OPS_REQUIRE_DATA") == "1";
+        using var exposition = string.IsNullOrEmpty(realTarget) ? new FakeExporter() : null;
+        using var prometheus = await PrometheusServer.StartAsync(realTarget ?? $"127.0.0.1:{exposition!.Port}");
+        await CheckEveryExpressionAsync(prometheus, output, _ => requireData);
+    }
+
+    /// <summary>
+    /// Runs every dashboard expression (panels and variables) against <paramref name="prometheus"/>
+    /// once a second until each one that <paramref name="requireData"/> selects returns series (at
+    /// least <paramref name="minimum"/>, default 5 s; at most <paramref name="deadline"/>, default
+    /// 40 s, counted from the call): none may fail to parse or evaluate, the selected ones must have
+    /// data, and the recording and alerting rules of rules.yml must all be loaded and healthy.
+    /// Returns the series count per expression.
+    /// </summary>
+    internal static async Task<Dictionary<string, (string Status, int Count, string Error)>> CheckEveryExpressionAsync(
+        PrometheusServer prometheus, ITestOutputHelper output, Func<(string Where, string PromQl), bool> requireData,
+        TimeSpan? minimum = null, TimeSpan? deadline = null)
+    {
         using var doc = JsonDocument.Parse(File.ReadAllText(DashboardQueries.DashboardPath));
         var queries = DashboardQueries.Load(doc);
-
-        var tmp = Directory.CreateTempSubdirectory("sia-ops-prom-");
-        using var exposition = string.IsNullOrEmpty(realTarget) ? new FakeExporter() : null;
-        var target = realTarget ?? $"127.0.0.1:{exposition!.Port}";
-        var webPort = FreePort();
-        var config = Path.Combine(tmp.FullName, "prometheus.yml");
-        File.WriteAllText(config, $"""
-            global:
-              scrape_interval: 1s
-              evaluation_interval: 1s
-            rule_files:
-              - '{Path.Combine(OpsTools.RepoRoot, "prometheus", "rules.yml")}'
-            scrape_configs:
-              - job_name: sia-exporter
-                static_configs:
-                  - targets: ['{target}']
-            """);
-        var log = new StringBuilder();
-        var psi = new ProcessStartInfo(prometheusBin)
+        var required = queries.Where(q => requireData((q.Where, q.PromQl))).Select(q => q.Where).ToHashSet();
+        var started = Stopwatch.StartNew();
+        Dictionary<string, (string Status, int Count, string Error)> results = [];
+        while (true)
         {
-            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-            WorkingDirectory = tmp.FullName,
-        };
-        foreach (var a in new[] { $"--config.file={config}", $"--storage.tsdb.path={Path.Combine(tmp.FullName, "data")}",
-                     $"--web.listen-address=127.0.0.1:{webPort}", "--log.level=warn" })
-            psi.ArgumentList.Add(a);
-        using var prometheus = Process.Start(psi)!;
-        prometheus.OutputDataReceived += (_, e) => { lock (log) log.AppendLine(e.Data); };
-        prometheus.ErrorDataReceived += (_, e) => { lock (log) log.AppendLine(e.Data); };
-        prometheus.BeginOutputReadLine();
-        prometheus.BeginErrorReadLine();
-        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{webPort}"), Timeout = TimeSpan.FromSeconds(5) };
-        try
-        {
-            var started = Stopwatch.StartNew();
-            await WaitAsync(async () => (await http.GetAsync("/-/ready")).IsSuccessStatusCode, TimeSpan.FromSeconds(20),
-                () => $"Prometheus not ready:\n{log}", prometheus);
-            output.WriteLine($"Prometheus ready after {started.Elapsed.TotalSeconds:F1} s, scraping {target}");
-
-            // Let it scrape (1 s interval) and evaluate the rules until every expression has data,
-            // at least 5 s, at most ~40 s in all.
-            var minimum = TimeSpan.FromSeconds(5);
-            var deadline = TimeSpan.FromSeconds(40);
-            Dictionary<string, (string Status, int Count, string Error)> results = [];
-            while (true)
-            {
-                await Task.Delay(1000);
-                results = [];
-                foreach (var (where, promQl, _) in queries)
-                    results[where] = await QueryAsync(http, promQl);
-                var parseErrors = results.Where(r => r.Value.Status != "success").ToList();
-                Assert.True(parseErrors.Count == 0, string.Join("\n", parseErrors.Select(r =>
-                    $"{r.Key}: {r.Value.Error}\n    {queries.First(q => q.Where == r.Key).PromQl}")));
-                if (started.Elapsed >= minimum && results.All(r => r.Value.Count > 0)) break;
-                if (started.Elapsed >= deadline) break;
-            }
-            output.WriteLine($"{queries.Count} expressions checked after {started.Elapsed.TotalSeconds:F1} s");
+            await Task.Delay(1000);
+            if (prometheus.HasExited) throw new Xunit.Sdk.XunitException($"Prometheus exited:\n{prometheus.Log}");
+            results = [];
             foreach (var (where, promQl, _) in queries)
-                output.WriteLine($"{results[where].Count,4} series  {where}: {promQl}");
-
-            var empty = results.Where(r => r.Value.Count == 0).Select(r => r.Key).ToList();
-            if (requireData)
-                Assert.True(empty.Count == 0, $"no data for:\n{string.Join("\n", empty)}\nPrometheus log:\n{log}");
-
-            // The rules loaded and evaluate without error.
-            using var rules = JsonDocument.Parse(await http.GetStringAsync("/api/v1/rules"));
-            var all = rules.RootElement.GetProperty("data").GetProperty("groups").EnumerateArray()
-                .SelectMany(g => g.GetProperty("rules").EnumerateArray()).ToList();
-            Assert.True(all.Count >= 15, $"only {all.Count} rules loaded");
-            var bad = all.Where(r => r.GetProperty("health").GetString() == "err")
-                .Select(r => $"{r.GetProperty("name").GetString()}: {r.GetProperty("lastError").GetString()}").ToList();
-            Assert.True(bad.Count == 0, string.Join("\n", bad));
+                results[where] = await prometheus.TryQueryAsync(promQl);
+            var parseErrors = results.Where(r => r.Value.Status != "success").ToList();
+            Assert.True(parseErrors.Count == 0, string.Join("\n", parseErrors.Select(r =>
+                $"{r.Key}: {r.Value.Error}\n    {queries.First(q => q.Where == r.Key).PromQl}")));
+            if (started.Elapsed >= (minimum ?? TimeSpan.FromSeconds(5)) && required.All(w => results[w].Count > 0)) break;
+            if (started.Elapsed >= (deadline ?? TimeSpan.FromSeconds(40))) break;
         }
-        finally
-        {
-            try { if (!prometheus.HasExited) { prometheus.Kill(entireProcessTree: true); prometheus.WaitForExit(10_000); } }
-            catch (InvalidOperationException) { }
-            try { tmp.Delete(recursive: true); } catch (IOException) { }
-        }
-    }
+        output.WriteLine($"{queries.Count} expressions checked after {started.Elapsed.TotalSeconds:F1} s against {prometheus.Target} ({required.Count} must have data)");
+        foreach (var (where, promQl, _) in queries)
+            output.WriteLine($"{results[where].Count,4} series {(required.Contains(where) ? "*" : " ")} {where}: {promQl}");
 
-    private static async Task<(string Status, int Count, string Error)> QueryAsync(HttpClient http, string promQl)
-    {
-        using var resp = await http.GetAsync($"/api/v1/query?query={Uri.EscapeDataString(promQl)}");
-        using var json = JsonDocument.Parse(await resp.Content.ReadAsStringAsync());
-        var root = json.RootElement;
-        var status = root.GetProperty("status").GetString()!;
-        if (status != "success")
-            return (status, 0, $"{root.GetProperty("errorType").GetString()}: {root.GetProperty("error").GetString()}");
-        var data = root.GetProperty("data");
-        var result = data.GetProperty("result");
-        var count = data.GetProperty("resultType").GetString() is "vector" or "matrix" ? result.GetArrayLength() : 1;
-        return (status, count, "");
-    }
+        var empty = results.Where(r => r.Value.Count == 0 && required.Contains(r.Key)).Select(r => r.Key).ToList();
+        Assert.True(empty.Count == 0, $"no data for:\n{string.Join("\n", empty)}\nPrometheus log:\n{prometheus.Log}");
 
-    private static async Task WaitAsync(Func<Task<bool>> condition, TimeSpan timeout, Func<string> why, Process process)
-    {
-        var sw = Stopwatch.StartNew();
-        while (sw.Elapsed < timeout)
-        {
-            if (process.HasExited) throw new Xunit.Sdk.XunitException($"Prometheus exited with {process.ExitCode}: {why()}");
-            try { if (await condition()) return; }
-            catch (HttpRequestException) { }
-            catch (TaskCanceledException) { }
-            await Task.Delay(200);
-        }
-        throw new Xunit.Sdk.XunitException(why());
+        // The rules loaded and evaluate without error.
+        using var rules = JsonDocument.Parse(await prometheus.Http.GetStringAsync("/api/v1/rules"));
+        var all = rules.RootElement.GetProperty("data").GetProperty("groups").EnumerateArray()
+            .SelectMany(g => g.GetProperty("rules").EnumerateArray()).ToList();
+        Assert.True(all.Count >= 15, $"only {all.Count} rules loaded");
+        var bad = all.Where(r => r.GetProperty("health").GetString() == "err")
+            .Select(r => $"{r.GetProperty("name").GetString()}: {r.GetProperty("lastError").GetString()}").ToList();
+        Assert.True(bad.Count == 0, string.Join("\n", bad));
+        return results;
     }
 
     internal static int FreePort()

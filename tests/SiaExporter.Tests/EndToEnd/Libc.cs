@@ -1,0 +1,28 @@
+using System.Runtime.InteropServices;
+
+namespace SiaExporter.Tests.EndToEnd;
+
+/// <summary>The few libc calls the end-to-end fixtures need.</summary>
+internal static partial class Libc
+{
+    public const int CLONE_NEWNET = 0x40000000;
+    public const int O_RDONLY = 0;
+    public const int O_CLOEXEC = 0x80000;
+    public const int SIGINT = 2;
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int open(string path, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int close(int fd);
+
+    /// <summary>Moves the calling thread (only it) into the namespace behind fd.</summary>
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int setns(int fd, int nstype);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int kill(int pid, int sig);
+
+    [LibraryImport("libc")]
+    public static partial uint geteuid();
+}

@@ -1,0 +1,16 @@
+namespace SiaExporter.Tests.EndToEnd;
+
+/// <summary>Root check for the fixtures. The tests themselves use [KernelFact] / [KernelTheory]
+/// (skipped when not root, failing under CI=true).</summary>
+public static class Root
+{
+    public static bool IsRoot => Environment.UserName == "root" || Libc.geteuid() == 0;
+
+    public static bool IsCi => string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
+
+    public static void Require()
+    {
+        if (!IsRoot)
+            throw new InvalidOperationException("end-to-end tests need root (CI=true forbids skipping them)");
+    }
+}
