@@ -1,14 +1,17 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Net.NetworkInformation;
+using System.Text.Json;
 using SiaExporter.Tests.Bpf;
 
 namespace SiaExporter.Tests.Flood;
 
 /// <summary>
 /// The soak's network: veth fld-sh (host, 10.250.98.1/30) &lt;-&gt; fld-sp (netns fldsoak,
-/// 10.250.98.2/30), with TSO, GSO and GRO off on both ends so every skb is one wire frame and a
-/// capture in the netns is the exact truth of what the host's hooks see. iperf3 servers on 9984
-/// and 9981 in the netns. Everything named fld*; leftovers of an earlier run are removed first.
+/// 10.250.98.2/30) with the veth's default offloads (TSO/GSO on: the host's egress reaches the
+/// capture as GSO super-packets, which EndToEnd.CaptureTruth expands to wire frames). iperf3
+/// servers on 9984 and 9981 in the netns. Everything named fld*; leftovers of an earlier run are
+/// removed first.
 /// </summary>
 internal sealed class SoakNetwork : IDisposable
 {
@@ -33,8 +36,8 @@ internal sealed class SoakNetwork : IDisposable
             InNamespace("ip", "addr", "add", PeerAddress + "/30", "dev", Peer);
             InNamespace("ip", "link", "set", Peer, "up");
             InNamespace("ip", "link", "set", "lo", "up");
-            Shell.Run("ethtool", "-K", Host, "tso", "off", "gso", "off", "gro", "off");
-            InNamespace("ethtool", "-K", Peer, "tso", "off", "gso", "off", "gro", "off");
+            HostMac = MacOf(Shell.Run("ip", "-j", "link", "show", "dev", Host));
+            PeerMac = MacOf(InNamespace("ip", "-j", "link", "show", "dev", Peer));
             foreach (var port in new[] { 9984, 9981 })
                 _servers.Add(Background.Start("ip", "netns", "exec", Namespace, "iperf3", "-s", "-p", port.ToString(CultureInfo.InvariantCulture)));
             WaitFor(() => InNamespace("ss", "-Hltn").Contains(":9981") && InNamespace("ss", "-Hltn").Contains(":9984"),
@@ -45,6 +48,15 @@ internal sealed class SoakNetwork : IDisposable
             Dispose();
             throw;
         }
+    }
+
+    public PhysicalAddress HostMac { get; } = PhysicalAddress.None;
+    public PhysicalAddress PeerMac { get; } = PhysicalAddress.None;
+
+    private static PhysicalAddress MacOf(string ipJson)
+    {
+        using var doc = JsonDocument.Parse(ipJson);
+        return PhysicalAddress.Parse(doc.RootElement[0].GetProperty("address").GetString()!.Replace(':', '-').ToUpperInvariant());
     }
 
     public static string InNamespace(string file, params string[] arguments) =>
@@ -154,23 +166,4 @@ internal sealed class StringWriterLog
     public bool Contains(string fragment) => Lines.Any(l => l.Contains(fragment, StringComparison.Ordinal));
 
     public override string ToString() => string.Join('\n', Lines);
-}
-
-/// <summary>(port, proto, direction) → bytes, packets: the unit both truths are compared in.</summary>
-internal sealed class ClassTotals
-{
-    public Dictionary<(int Port, string Proto, string Direction), (ulong Bytes, ulong Packets)> Values { get; } = new();
-
-    public void Add(int port, string proto, string direction, ulong bytes, ulong packets)
-    {
-        var key = (port, proto, direction);
-        Values.TryGetValue(key, out var v);
-        Values[key] = (v.Bytes + bytes, v.Packets + packets);
-    }
-
-    public (ulong Bytes, ulong Packets) Get(int port, string proto, string direction) =>
-        Values.TryGetValue((port, proto, direction), out var v) ? v : default;
-
-    public override string ToString() => string.Join("; ",
-        Values.OrderBy(v => v.Key).Select(v => $"{v.Key.Port}/{v.Key.Proto} {v.Key.Direction}: {v.Value.Packets:N0} frames {v.Value.Bytes:N0} B"));
 }

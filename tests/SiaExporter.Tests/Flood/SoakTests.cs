@@ -2,7 +2,10 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http;
 using Microsoft.Data.Sqlite;
+using SiaExporter.Counters;
 using SiaExporter.Tests.Bpf;
+using SiaExporter.Tests.EndToEnd;
+using Shell = SiaExporter.Tests.Bpf.Shell;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -12,8 +15,9 @@ namespace SiaExporter.Tests.Flood;
 /// The daemon (`collector run`, COLLECTOR_BIN or the one built beside the tests) counting real traffic on a veth while it is
 /// SIGKILLed at random moments and restarted, and SIGTERMed (once mid-way during a pause in the
 /// traffic, and at the end). Whatever the kills hit (a flush, a start-up, an idle moment), the
-/// SQLite history must in the end hold exactly what a packet capture in the peer namespace saw,
-/// per port class and direction, in bytes and frames.
+/// SQLite history must in the end hold exactly what a packet capture in the peer namespace saw
+/// (EndToEnd.CaptureTruth: GSO super-packets expanded to wire frames), per client, port class and
+/// direction, in bytes and frames.
 ///
 /// SOAK_KILLS (default 3, ~25 s; 10 ≈ 80 s) sets the number of SIGKILLs (make soak: SOAK_KILLS=10);
 /// SOAK_SEED fixes the random moments (printed, to replay a failure).
@@ -22,6 +26,7 @@ namespace SiaExporter.Tests.Flood;
 public sealed class SoakTests(ITestOutputHelper output)
 {
     private const int MetricsPort = 19985;
+    private static readonly PortClassSet Classes = PortClassSet.DefaultSet; // 9981/tcp, 9984/tcp, 9984/udp
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(5) };
 
     /// <summary>COLLECTOR_BIN (make soak: the published build/collector), else the apphost built
@@ -51,8 +56,10 @@ public sealed class SoakTests(ITestOutputHelper output)
         {
             var pcap = Path.Combine(work.FullName, "truth.pcap");
             var captureLog = new StringWriterLog();
+            // as EndToEnd.PacketCapture: --immediate-mode (else frames in the ring at SIGINT are never
+            // written), snap 2048 (immediate mode's ring slots are snap-sized), everything on the pair
             capture = Background.Start("ip", ["netns", "exec", SoakNetwork.Namespace, "tcpdump", "-i", SoakNetwork.Peer, "-n", "-U",
-                "-s", "96", "-B", "16384", "-w", pcap, "tcp port 9984 or udp port 9984 or tcp port 9981"], null, captureLog);
+                "--immediate-mode", "-s", "2048", "-B", "65536", "-Z", "root", "-w", pcap], null, captureLog);
             SoakNetwork.WaitFor(() => captureLog.Contains("listening on"), TimeSpan.FromSeconds(10), "tcpdump did not start: " + captureLog);
 
             daemon = Daemon.Start(daemonPath, work.FullName, output);
@@ -108,25 +115,25 @@ public sealed class SoakTests(ITestOutputHelper output)
             var captured = Count(captureLog, "packets captured");
             Assert.True(captured == Count(captureLog, "packets received by filter"), "tcpdump did not write every frame it received: " + captureLog);
 
-            var truth = CaptureTruth(pcap);
-            var sqlite = SqliteTotals(Path.Combine(work.FullName, "traffic.db"), out var legacy, out var detail);
-            output.WriteLine("capture: " + truth);
-            output.WriteLine("sqlite : " + sqlite);
-            var veth = SoakNetwork.InNamespace("ip", "-s", "link", "show", SoakNetwork.Peer);
-            output.WriteLine(veth);
-
-            Assert.NotEmpty(truth.Values);
-            foreach (var key in truth.Values.Keys.Union(sqlite.Values.Keys))
-            {
-                Assert.Equal((key, truth.Get(key.Port, key.Proto, key.Direction)), (key, sqlite.Get(key.Port, key.Proto, key.Direction)));
-                Assert.Equal((key, truth.Get(key.Port, key.Proto, key.Direction).Bytes), (key, detail.Get(key.Port, key.Proto, key.Direction).Bytes));
-                Assert.Equal((key, truth.Get(key.Port, key.Proto, key.Direction).Packets), (key, detail.Get(key.Port, key.Proto, key.Direction).Packets));
-                Assert.Equal((key, truth.Get(key.Port, key.Proto, key.Direction).Bytes), (key, legacy.Get(key.Port, key.Proto, key.Direction).Bytes));
-            }
-            foreach (var (proto, port) in new[] { ("tcp", 9984), ("udp", 9984), ("tcp", 9981) })
-                foreach (var direction in new[] { "up", "down" })
-                    if (!(proto == "udp" && direction == "down")) // iperf3 UDP sends one way; the few datagrams back are not guaranteed
-                        Assert.True(truth.Get(port, proto, direction).Packets > 0, $"no {port}/{proto} {direction} traffic in the capture");
+            var truth = CaptureTruth.FromPcap(pcap, network.HostMac, network.PeerMac, Classes, mtu: 1500);
+            var history = HistoryOf(Path.Combine(work.FullName, "traffic.db"));
+            output.WriteLine($"capture: {truth.CapturedFrames:N0} skbs, {truth.SuperPackets:N0} GSO super-packets = {truth.SuperPacketSegments:N0} wire frames");
+            foreach (var cls in Classes.Classes)
+                foreach (var direction in new[] { Direction.Up, Direction.Down })
+                {
+                    var expected = truth.HostTotal(cls, direction);
+                    output.WriteLine($"  {cls} {direction.Label(),-4}: capture {expected.Packets,9:N0} frames {expected.Bytes,13:N0} B | " +
+                                     $"traffic_host {history.Host.GetValueOrDefault((cls, direction)).Packets,9:N0} frames {history.Host.GetValueOrDefault((cls, direction)).Bytes,13:N0} B");
+                    Assert.Equal((cls, direction, expected), (cls, direction, history.Host.GetValueOrDefault((cls, direction))));
+                    Assert.Equal((cls, direction, expected.Bytes), (cls, direction, history.Legacy.GetValueOrDefault((cls, direction))));
+                }
+            Assert.Empty(truth.Uncounted);
+            foreach (var key in truth.Counted.Keys.Union(history.Detail.Keys))
+                Assert.Equal((key, truth.Counted.GetValueOrDefault(key)), (key, history.Detail.GetValueOrDefault(key)));
+            foreach (var (cls, direction) in new[] { (Classes.Classes[0], Direction.Up), (Classes.Classes[0], Direction.Down),
+                         (Classes.Classes[1], Direction.Up), (Classes.Classes[1], Direction.Down), (Classes.Classes[2], Direction.Up) })
+                Assert.True(truth.HostTotal(cls, direction).Packets > 0, $"no {cls} {direction.Label()} traffic in the capture");
+            Assert.True(truth.SuperPackets > 0, "no GSO super-packet crossed the pair: the wire_len/gso_segs path was not exercised");
             output.WriteLine($"soak took {clock.Elapsed.TotalSeconds:F0} s");
         }
         finally
@@ -141,70 +148,59 @@ public sealed class SoakTests(ITestOutputHelper output)
     private static long Count(StringWriterLog log, string what) =>
         long.Parse(log.Lines.First(l => l.EndsWith(what, StringComparison.Ordinal)).Split(' ')[0], CultureInfo.InvariantCulture);
 
-    /// <summary>Frames and bytes per class and direction as tshark reads the capture. Host
-    /// 10.250.98.1 as source = up (sent by the host), as destination = down.</summary>
-    private static ClassTotals CaptureTruth(string pcap)
-    {
-        var fields = Shell.Run("tshark", "-r", pcap, "-n", "-T", "fields", "-E", "separator=,",
-            "-e", "frame.len", "-e", "ip.src", "-e", "ip.dst", "-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "udp.srcport", "-e", "udp.dstport");
-        var totals = new ClassTotals();
-        foreach (var line in fields.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-        {
-            var f = line.Split(',');
-            var length = ulong.Parse(f[0], CultureInfo.InvariantCulture);
-            var direction = f[1] == SoakNetwork.HostAddress ? "up" : f[2] == SoakNetwork.HostAddress ? "down" : null;
-            if (direction is null) continue;
-            var proto = f[3].Length > 0 ? "tcp" : "udp";
-            var (src, dst) = proto == "tcp" ? (f[3], f[4]) : (f[5], f[6]);
-            var (hostPort, remotePort) = direction == "up" ? (int.Parse(src, CultureInfo.InvariantCulture), int.Parse(dst, CultureInfo.InvariantCulture))
-                : (int.Parse(dst, CultureInfo.InvariantCulture), int.Parse(src, CultureInfo.InvariantCulture));
-            var port = IsClass(hostPort, proto) ? hostPort : IsClass(remotePort, proto) ? remotePort : 0;
-            if (port != 0) totals.Add(port, proto, direction, length, 1);
-        }
-        return totals;
+    private sealed record History(
+        Dictionary<(PortClass, Direction), Traffic> Host,
+        Dictionary<FlowKey, Traffic> Detail,
+        Dictionary<(PortClass, Direction), ulong> Legacy);
 
-        static bool IsClass(int port, string proto) => port == 9984 || (port == 9981 && proto == "tcp");
-    }
-
-    /// <summary>Sums over every bucket: traffic_host (bytes and packets), traffic_detail (the
-    /// same per client), and the original traffic table (bytes).</summary>
-    private static ClassTotals SqliteTotals(string path, out ClassTotals legacy, out ClassTotals detail)
+    /// <summary>Sums over every bucket: traffic_host (bytes and frames per class and direction),
+    /// traffic_detail (the same per client) and the original traffic table's byte columns.</summary>
+    private static History HistoryOf(string path)
     {
         using var connection = new SqliteConnection($"Data Source={path};Mode=ReadOnly;Pooling=False");
         connection.Open();
-        var host = Sum(connection, "SELECT port, proto, SUM(up_bytes), SUM(down_bytes), SUM(up_packets), SUM(down_packets) FROM traffic_host GROUP BY port, proto");
-        detail = Sum(connection, "SELECT port, proto, SUM(up_bytes), SUM(down_bytes), SUM(up_packets), SUM(down_packets) FROM traffic_detail GROUP BY port, proto");
-        legacy = new ClassTotals();
-        using (var command = connection.CreateCommand())
+        var host = new Dictionary<(PortClass, Direction), Traffic>();
+        foreach (var row in Rows(connection, "SELECT port, proto, SUM(up_bytes), SUM(down_bytes), SUM(up_packets), SUM(down_packets) FROM traffic_host GROUP BY port, proto"))
         {
-            command.CommandText = "SELECT SUM(up_9981), SUM(down_9981), SUM(up_9984_tcp), SUM(down_9984_tcp), SUM(up_9984_udp), SUM(down_9984_udp) FROM traffic";
-            using var reader = command.ExecuteReader();
-            reader.Read();
-            ulong At(int i) => reader.IsDBNull(i) ? 0 : (ulong)reader.GetInt64(i);
-            legacy.Add(9981, "tcp", "up", At(0), 0);
-            legacy.Add(9981, "tcp", "down", At(1), 0);
-            legacy.Add(9984, "tcp", "up", At(2), 0);
-            legacy.Add(9984, "tcp", "down", At(3), 0);
-            legacy.Add(9984, "udp", "up", At(4), 0);
-            legacy.Add(9984, "udp", "down", At(5), 0);
+            var cls = PortClass.Parse($"{row[0]}/{row[1]}");
+            Add(host, (cls, Direction.Up), new Traffic(U(row[2]), U(row[4])));
+            Add(host, (cls, Direction.Down), new Traffic(U(row[3]), U(row[5])));
         }
-        return host;
-
-        static ClassTotals Sum(SqliteConnection connection, string sql)
+        var detail = new Dictionary<FlowKey, Traffic>();
+        foreach (var row in Rows(connection, "SELECT client_ip, port, proto, SUM(up_bytes), SUM(down_bytes), SUM(up_packets), SUM(down_packets) FROM traffic_detail GROUP BY client_ip, port, proto"))
         {
-            var totals = new ClassTotals();
+            var client = ClientAddress.Parse((string)row[0]);
+            var cls = PortClass.Parse($"{row[1]}/{row[2]}");
+            Add(detail, new FlowKey(client, cls, Direction.Up), new Traffic(U(row[3]), U(row[5])));
+            Add(detail, new FlowKey(client, cls, Direction.Down), new Traffic(U(row[4]), U(row[6])));
+        }
+        var legacy = new Dictionary<(PortClass, Direction), ulong>();
+        var sums = Rows(connection, "SELECT SUM(up_9981), SUM(down_9981), SUM(up_9984_tcp), SUM(down_9984_tcp), SUM(up_9984_udp), SUM(down_9984_udp) FROM traffic").Single();
+        for (var i = 0; i < 6; i++)
+            legacy[(Classes.Classes[i / 2], i % 2 == 0 ? Direction.Up : Direction.Down)] = sums[i] is DBNull ? 0 : U(sums[i]);
+        return new History(host, detail, legacy);
+
+        static ulong U(object value) => (ulong)Convert.ToInt64(value, CultureInfo.InvariantCulture);
+
+        static void Add<TKey>(Dictionary<TKey, Traffic> into, TKey key, Traffic traffic) where TKey : notnull
+        {
+            if (traffic.IsZero) return; // a class or direction without traffic is no entry in the truth either
+            into[key] = into.GetValueOrDefault(key) + traffic;
+        }
+
+        static List<object[]> Rows(SqliteConnection connection, string sql)
+        {
             using var command = connection.CreateCommand();
             command.CommandText = sql;
             using var reader = command.ExecuteReader();
+            var rows = new List<object[]>();
             while (reader.Read())
             {
-                var port = reader.GetInt32(0);
-                var proto = reader.GetString(1);
-                totals.Add(port, proto, "up", (ulong)reader.GetInt64(2), (ulong)reader.GetInt64(4));
-                totals.Add(port, proto, "down", (ulong)reader.GetInt64(3), (ulong)reader.GetInt64(5));
+                var row = new object[reader.FieldCount];
+                reader.GetValues(row);
+                rows.Add(row);
             }
-            foreach (var key in totals.Values.Where(v => v.Value == default).Select(v => v.Key).ToList()) totals.Values.Remove(key);
-            return totals;
+            return rows;
         }
     }
 
