@@ -88,6 +88,11 @@ bench-sqlite: check-dotnet
 bench-traffic: deps-test build
 	bench/traffic.sh $(CURDIR)/$(BIN)
 
+# A longer crash soak than the one in make test: the shipped daemon SIGKILLed 10 times under traffic.
+soak: deps-test check-dotnet build
+	@set -o pipefail; CI=true SOAK_KILLS=$${SOAK_KILLS:-10} COLLECTOR_BIN=$(CURDIR)/$(BIN) BPF_OBJECT=$(CURDIR)/$(BPF_OBJ) \
+	    $(DOTNET) test SiaExporter.sln -c Release --nologo --logger "console;verbosity=detailed" --filter "Category=Soak"
+
 # ---------------------------------------------------------------- install
 # sudo make install [PREFIX=/usr/local] [DESTDIR=/staging]: the binary, the BPF object, the unit
 # and (only when missing, never overwritten) /etc/collector.env; enabled and (re)started when

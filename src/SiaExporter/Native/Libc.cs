@@ -28,6 +28,12 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "geteuid")]
     public static partial uint GetEffectiveUserId();
 
+    [LibraryImport(Lib, EntryPoint = "socket", SetLastError = true)]
+    public static partial int Socket(int domain, int type, int protocol);
+
+    [LibraryImport(Lib, EntryPoint = "ioctl", SetLastError = true)]
+    public static partial int Ioctl(int fd, ulong request, void* argument);
+
     [LibraryImport(Lib, EntryPoint = "vsnprintf")]
     public static partial int VsnPrintf(byte* buffer, nuint size, byte* format, nint arguments);
 
@@ -45,5 +51,38 @@ internal static unsafe partial class Libc
         if (StatFs(path, buffer) != 0)
             throw new BpfException($"statfs({path})", Errno.Last());
         return buffer[0];
+    }
+
+    /// <summary>
+    /// The driver and bus of an interface in this network namespace (ETHTOOL_GDRVINFO through
+    /// SIOCETHTOOL), or null when the interface does not answer. Virtual devices (veth, bridge,
+    /// bond, tun, dummy) report no bus.
+    /// </summary>
+    public static (string Driver, string BusInfo)? DriverInfo(string interfaceName)
+    {
+        const int AfInet = 2, SockDgram = 2, SockCloexec = 0x80000;
+        const ulong SiocEthtool = 0x8946;
+        const uint EthtoolGetDriverInfo = 3;
+        var fd = Socket(AfInet, SockDgram | SockCloexec, 0);
+        if (fd < 0) return null;
+        try
+        {
+            var info = stackalloc byte[196]; // struct ethtool_drvinfo
+            new Span<byte>(info, 196).Clear();
+            *(uint*)info = EthtoolGetDriverInfo;
+            var request = stackalloc byte[40]; // struct ifreq: name[16], then the data pointer
+            new Span<byte>(request, 40).Clear();
+            var name = System.Text.Encoding.UTF8.GetBytes(interfaceName);
+            if (name.Length > 15) return null;
+            name.CopyTo(new Span<byte>(request, 16));
+            *(byte**)(request + 16) = info;
+            if (Ioctl(fd, SiocEthtool, request) != 0) return null;
+            static string Text(byte* field) => Marshal.PtrToStringUTF8((nint)field) ?? "";
+            return (Text(info + 4), Text(info + 4 + 32 * 3)); // driver[32], version[32], fw_version[32], bus_info[32]
+        }
+        finally
+        {
+            Close(fd);
+        }
     }
 }

@@ -17,7 +17,7 @@ public sealed class HookAttachmentsTests
         using var veth = new VethPair();
         using var pins = new TempPinDirectory();
         using var collector = CollectorObject.Load(TestObject.Options(pins.Path), new ListLogger());
-        using var attachments = HookAttachments.Attach(collector, [veth.Host], XdpMode.Auto, TcAttachMode.Auto, new ListLogger());
+        using var attachments = HookAttachments.Attach(collector, [veth.Host], XdpMode.Native, TcAttachMode.Auto, new ListLogger());
 
         Assert.Equal(
             [new AttachedHook(veth.Host, HookAttachments.IfIndexOf(veth.Host), "xdp", "native"),
@@ -40,6 +40,23 @@ public sealed class HookAttachmentsTests
     }
 
     [KernelFact]
+    public void Auto_mode_counts_a_virtual_device_on_the_skb_path_and_leaves_its_peer_offloads_alone()
+    {
+        using var veth = new VethPair();
+        using var pins = new TempPinDirectory();
+        using var collector = CollectorObject.Load(TestObject.Options(pins.Path), new ListLogger());
+        using var attachments = HookAttachments.Attach(collector, [veth.Host], XdpMode.Auto, TcAttachMode.Auto, new ListLogger());
+
+        var ifIndex = HookAttachments.IfIndexOf(veth.Host);
+        Assert.True(HookAttachments.IsVirtual(veth.Host));
+        Assert.Equal(
+            [new AttachedHook(veth.Host, ifIndex, "tc_ingress", "tcx"), new AttachedHook(veth.Host, ifIndex, "tc", "tcx")],
+            attachments.Attached);
+        Assert.Empty(NetShow(veth.Host).XdpDriverIds); // no native XDP: the peer keeps its TSO
+        Assert.Equal([ProgramId(collector.TcIngressFd)], TcxQuery.ProgramIds(ifIndex, Hook.TcIngress));
+    }
+
+    [KernelFact]
     public void Restart_adopts_the_pinned_links_keeps_one_program_per_hook_and_the_counts()
     {
         using var veth = new VethPair();
@@ -47,14 +64,14 @@ public sealed class HookAttachmentsTests
         var ifIndex = HookAttachments.IfIndexOf(veth.Host);
         using (var first = CollectorObject.Load(TestObject.Options(pins.Path), new ListLogger()))
         {
-            var attachments = HookAttachments.Attach(first, [veth.Host], XdpMode.Auto, TcAttachMode.Auto, new ListLogger());
+            var attachments = HookAttachments.Attach(first, [veth.Host], XdpMode.Native, TcAttachMode.Auto, new ListLogger());
             KernelMapWriter.PutClient(first, Peer, 4000, 40);
             attachments.ReleaseWithoutDetaching(); // as after SIGKILL: programs stay attached and pinned
         }
         Assert.Single(NetShow(veth.Host).XdpDriverIds);
 
         using var second = CollectorObject.Load(TestObject.Options(pins.Path), new ListLogger());
-        using var again = HookAttachments.Attach(second, [veth.Host], XdpMode.Auto, TcAttachMode.Auto, new ListLogger());
+        using var again = HookAttachments.Attach(second, [veth.Host], XdpMode.Native, TcAttachMode.Auto, new ListLogger());
 
         Assert.Equal(PinnedMapsOutcome.Reused, second.MapsOutcome);
         Assert.All(again.Items, a => Assert.True(a.Adopted));
@@ -73,7 +90,7 @@ public sealed class HookAttachmentsTests
         using var pins = new TempPinDirectory();
         var ifIndex = HookAttachments.IfIndexOf(veth.Host);
         using var collector = CollectorObject.Load(TestObject.Options(pins.Path), new ListLogger());
-        var attachments = HookAttachments.Attach(collector, [veth.Host], XdpMode.Auto, TcAttachMode.Auto, new ListLogger());
+        var attachments = HookAttachments.Attach(collector, [veth.Host], XdpMode.Native, TcAttachMode.Auto, new ListLogger());
 
         attachments.Dispose();
 
@@ -138,7 +155,7 @@ public sealed class HookAttachmentsTests
     {
         using var collector = CollectorObject.Load(TestObject.Options(), new ListLogger());
         var e = Assert.Throws<OperatorException>(() =>
-            HookAttachments.Attach(collector, ["natdev-nothere"], XdpMode.Auto, TcAttachMode.Auto, new ListLogger()));
+            HookAttachments.Attach(collector, ["natdev-nothere"], XdpMode.Native, TcAttachMode.Auto, new ListLogger()));
         Assert.Equal("interface 'natdev-nothere' does not exist", e.What);
         Assert.Contains("ip link", e.WhatToDo, StringComparison.Ordinal);
     }
