@@ -219,7 +219,7 @@ for i in "${!DAEMON_CPU[@]}"; do
 done
 echo "frames/s and MB/s: the change of sia_traffic_host_{packets,bytes}_total (both directions) over the run."
 echo "CPU: user+system time of the daemon process over the traffic of a round (map reads, scrapes); the"
-echo "programs' own cost is kernel (softirq) time: ns per run and share of one CPU, from BPF stats (on while the daemon runs)."
+echo "programs' own cost is kernel (softirq) time: ns per run and share of one CPU, from BPF stats when run with BPF_STATS=on (off by default: timing every run costs throughput itself)."
 echo "Throughput on a shared 2-CPU host can swing 2x between runs; the programs' CPU share is the steadier cost figure."
 
 verdict=0

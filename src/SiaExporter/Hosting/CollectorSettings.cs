@@ -18,7 +18,7 @@ public static class CollectorSettings
         "SIA_HOSTNAME", "INTERFACE", "SQLITE_PATH", "API_ENDPOINT", "API_TOKEN", "LISTEN_ADDRESS", "PORTS",
         "METRICS_TOP_CLIENTS", "MAX_CLIENTS", "XDP_MODE", "RETENTION_DAYS", "WEB_CONFIG_FILE",
         "BPF_OBJECT", "PIN_DIRECTORY", "STATE_DIRECTORY", "CLIENT_IDLE_TIMEOUT", "LOG_INTERVAL", "LOG_TOP",
-        "FLUSH_INTERVAL", "TC_ATTACH", "ANONYMIZE",
+        "FLUSH_INTERVAL", "TC_ATTACH", "ANONYMIZE", "BPF_STATS",
     ];
 
     /// <summary>The flag for a variable: INTERFACE ↔ --interface.</summary>
@@ -150,6 +150,12 @@ public static class CollectorSettings
             ? t.ToLowerInvariant()
             : throw new FormatException("expected auto, tcx or netlink"), "");
 
+        var bpfStats = Read("BPF_STATS", false, t => t.ToLowerInvariant() switch
+        {
+            "on" or "true" or "1" or "yes" => true,
+            "off" or "false" or "0" or "no" => false,
+            _ => throw new FormatException("expected on or off"),
+        }, "");
         var anonymize = Read("ANONYMIZE", SiaExporter.Web.ClientPrefix.None, SiaExporter.Web.ClientPrefix.Parse, "");
         var interfaces = (Get("INTERFACE") ?? "")
             .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
@@ -197,6 +203,7 @@ public static class CollectorSettings
             FlushInterval = Duration("FLUSH_INTERVAL", TimeSpan.FromMinutes(1), TimeSpan.FromSeconds(1)),
             TcAttach = tcAttach,
             Anonymize = anonymize,
+            BpfStats = bpfStats,
         };
         if (problems.Count > 0) throw new SettingsException(problems);
         return options;

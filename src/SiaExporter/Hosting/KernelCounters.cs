@@ -34,6 +34,16 @@ public sealed class KernelCounters(CollectorOptions options, TimeProvider time, 
             _collector.MapsOutcome, _collector.Generation);
         _attachments = HookAttachments.Attach(_collector, options.Interfaces, options.XdpMode, TcAttachModeOf(options.TcAttach), logger);
         _reader = new CounterReader(_collector, time);
+        if (options.BpfStats)
+            EnableStats();
+        else
+            logger.LogInformation("BPF run-time statistics off (BPF_STATS=off): sia_exporter_bpf_run_time_seconds_total stays at 0");
+        return Task.CompletedTask;
+    }
+
+    /// <summary>BPF_ENABLE_STATS for the daemon's lifetime (the fd keeps it on; closing it turns it off).</summary>
+    private void EnableStats()
+    {
         try
         {
             _stats = BpfStats.Enable();
@@ -43,7 +53,6 @@ public sealed class KernelCounters(CollectorOptions options, TimeProvider time, 
             logger.LogWarning("BPF run-time statistics are off ({Reason}): sia_exporter_bpf_run_time_seconds_total stays at 0. " +
                 "To see them, run `sysctl kernel.bpf_stats_enabled=1` (costs ~20 ns per packet while on) or grant CAP_SYS_ADMIN.", e.Message);
         }
-        return Task.CompletedTask;
     }
 
     public Task StopAsync(CancellationToken cancellationToken)
