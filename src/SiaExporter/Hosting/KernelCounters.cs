@@ -80,8 +80,10 @@ public sealed class KernelCounters(CollectorOptions options, TimeProvider time, 
         return _attachments.Attached.Select(a => new BpfAttachment(a.Interface, a.Hook, !detached.Contains(a)));
     }
 
+    /// <summary>The programs' run time and count from the kernel: they only grow while statistics are
+    /// on (BPF_STATS=on, or `sysctl kernel.bpf_stats_enabled=1` by the operator), and read 0 otherwise.</summary>
     public IEnumerable<BpfProgramStats> ProgramStats() =>
-        _collector is null || _stats is null
+        _collector is null
             ? []
             : BpfStats.Of(_collector).Select(s => new BpfProgramStats(s.Program, s.RunTimeNs, s.RunCount));
 
