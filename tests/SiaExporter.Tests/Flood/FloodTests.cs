@@ -20,7 +20,9 @@ public sealed class FloodTests(ITestOutputHelper output)
 {
     private const uint XdpPass = 2;
     private const int Capacity = 4096;
-    private const long RssBoundBytes = 300L << 20;
+    /// <summary>How much the flood may grow this process (the plan of a million addresses included);
+    /// measured as growth because the test host has run hundreds of other tests before.</summary>
+    private const long RssGrowthBoundBytes = 200L << 20;
     private static readonly int Slot = PortClassSet.Slot(1, Direction.Down); // 9984/tcp, received
 
     /// <summary>Sources in the flood; FLOOD_SOURCES overrides (e.g. a quick local run).</summary>
@@ -30,6 +32,9 @@ public sealed class FloodTests(ITestOutputHelper output)
     [KernelFact]
     public async Task A_million_random_sources_fill_the_map_to_capacity_and_the_rest_overflows_exactly()
     {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        var (rssBefore, _) = Rss();
         var setup = Stopwatch.StartNew();
         var plan = new FloodPlan(Sources, seed: 20261125);
         var expected = Expect(plan, Capacity);
@@ -129,9 +134,8 @@ public sealed class FloodTests(ITestOutputHelper output)
         }
 
         var (rss, peak) = Rss();
-        output.WriteLine($"RSS: {rss / 1048576.0:F0} MiB now, {peak / 1048576.0:F0} MiB peak (bound {RssBoundBytes >> 20} MiB)");
-        Assert.True(rss < RssBoundBytes, $"RSS {rss >> 20} MiB");
-        Assert.True(peak < RssBoundBytes, $"peak RSS {peak >> 20} MiB");
+        output.WriteLine($"RSS: {rssBefore / 1048576.0:F0} MiB before, {rss / 1048576.0:F0} MiB after (growth bound {RssGrowthBoundBytes >> 20} MiB), process peak {peak / 1048576.0:F0} MiB");
+        Assert.True(rss - rssBefore < RssGrowthBoundBytes, $"RSS grew by {(rss - rssBefore) >> 20} MiB during the flood");
     }
 
     [KernelFact]
