@@ -9,6 +9,7 @@ SHELL := /bin/bash
 PREFIX      ?= /usr/local
 DESTDIR     ?=
 BINDIR      := $(PREFIX)/bin
+LIBDIR      := $(PREFIX)/lib/collector
 UNITDIR     ?= /etc/systemd/system
 STATEDIR    ?= /var/lib/collector
 CONFIG      ?= /etc/collector.env
@@ -54,10 +55,13 @@ $(BPF_OBJ): bpf/collector.bpf.c bpf/collector.h $(wildcard bpf/*.h)
 	@mkdir -p $(BUILD)
 	$(CLANG) $(BPF_CFLAGS) -c bpf/collector.bpf.c -o $@
 
-# Self-contained single file: the host needs no .NET runtime.
+# Native AOT: one self-contained executable (plus SQLite's libe_sqlite3.so beside it), no .NET
+# runtime on the host, no JIT (so the unit can set MemoryDenyWriteExecute=yes), and half the
+# memory of a JIT build (bench-scrape: 59 MB RSS at 10,000 clients against 116 MB).
 build: check-dotnet $(BPF_OBJ)
 	$(DOTNET) publish src/SiaExporter/SiaExporter.csproj -c Release -r $(RID) --self-contained \
-	    -p:PublishSingleFile=true -p:IncludeNativeLibrariesForSelfExtract=true -o $(BUILD) --nologo -v quiet
+	    -p:PublishAot=true -o $(BUILD) --nologo -v quiet
+	@rm -f $(BUILD)/*.dbg $(BUILD)/*.staticwebassets.endpoints.json
 	@echo "built $(BIN) and $(BPF_OBJ)"
 
 # ---------------------------------------------------------------- run
@@ -71,7 +75,7 @@ run: deps-run build
 # ---------------------------------------------------------------- test
 # Every test, as root. Kernel tests fail (never skip) under CI=true.
 test: deps-test check-dotnet $(BPF_OBJ) $(BIN)
-	@set -o pipefail; BPF_OBJECT=$(CURDIR)/$(BPF_OBJ) $(DOTNET) test SiaExporter.sln -c Release --nologo \
+	@set -o pipefail; BPF_OBJECT=$(CURDIR)/$(BPF_OBJ) COLLECTOR_BIN=$(CURDIR)/$(BIN) $(DOTNET) test SiaExporter.sln -c Release --nologo \
 	    --logger "console;verbosity=normal" $(if $(FILTER),--filter "$(FILTER)") 2>&1 | tee $(BUILD)/test.log; \
 	  status=$$?; scripts/test-summary.sh $(BUILD)/test.log; exit $$status
 
@@ -110,8 +114,13 @@ $(BIN): $(BPF_OBJ) $(SOURCES)
 	$(MAKE) --no-print-directory build
 	@touch $@
 
+# The AOT binary loads SQLite (libe_sqlite3.so) from its own folder: both go to $(LIBDIR), and
+# $(BINDIR)/collector is a relative symlink to it (the runtime resolves the link to find the library).
 install: $(BIN) $(BPF_OBJ)
-	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/collector
+	install -D -m 0755 $(BIN) $(DESTDIR)$(LIBDIR)/collector
+	install -D -m 0644 $(BUILD)/libe_sqlite3.so $(DESTDIR)$(LIBDIR)/libe_sqlite3.so
+	install -d -m 0755 $(DESTDIR)$(BINDIR)
+	ln -sfn $$(realpath -m --relative-to=$(BINDIR) $(LIBDIR))/collector $(DESTDIR)$(BINDIR)/collector
 	install -d -m 0700 $(DESTDIR)$(STATEDIR)
 	install -D -m 0644 $(BPF_OBJ) $(DESTDIR)$(STATEDIR)/bpf/collector.bpf.o
 	install -d -m 0755 $(DESTDIR)$(UNITDIR)
@@ -143,7 +152,7 @@ uninstall:
 	@if [ -e $(DESTDIR)$(ENV_MARKER) ]; then rm -f $(DESTDIR)$(CONFIG); echo "removed $(DESTDIR)$(CONFIG)"; \
 	 elif [ -e $(DESTDIR)$(CONFIG) ]; then echo "kept $(DESTDIR)$(CONFIG): it existed before make install"; fi
 	rm -f $(DESTDIR)$(BINDIR)/collector $(DESTDIR)$(UNITDIR)/collector.service $(DESTDIR)$(UNITDIR)/multi-user.target.wants/collector.service
-	rm -rf $(DESTDIR)$(STATEDIR)
+	rm -rf $(DESTDIR)$(STATEDIR) $(DESTDIR)$(LIBDIR)
 	-@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 clean:

@@ -40,8 +40,11 @@ internal sealed partial class DaemonProcess : IDisposable
 
     public static string StateDirectoryOf(TestNetwork net) => Path.Combine(Path.GetTempPath(), net.Name + "-daemon");
 
-    /// <summary>The `collector` apphost built beside the tests.</summary>
-    public static string BinaryPath => Path.Combine(AppContext.BaseDirectory, "collector");
+    /// <summary>COLLECTOR_BIN (make test sets it to the shipped Native AOT build/collector, so the
+    /// end-to-end tests prove that binary, SQLite and prometheus-net included), else the apphost
+    /// built beside the tests.</summary>
+    public static string BinaryPath =>
+        Environment.GetEnvironmentVariable("COLLECTOR_BIN") is { Length: > 0 } bin ? bin : Path.Combine(AppContext.BaseDirectory, "collector");
 
     /// <summary>The empty settings file every run passes as --config (so /etc/collector.env never leaks in).</summary>
     public static string ConfigFileOf(TestNetwork net)
