@@ -20,9 +20,7 @@ public sealed class KernelCounters(CollectorOptions options, TimeProvider time, 
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        NativeLibraryResolver.EnsureLibBpf();
-        KernelFeatures.Probe().RequireForLoad();
-        foreach (var name in options.Interfaces) HookAttachments.IfIndexOf(name); // a wrong name fails before anything loads
+        // Privileges, libbpf, kernel features, interfaces and the object were checked by Preflight.
         LibBpfLog.Route(logger);
         BpfFileSystem.EnsureMounted(logger, BpfFileSystem.MountPointOf(options.PinDirectory));
 
