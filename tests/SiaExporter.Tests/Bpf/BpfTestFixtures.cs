@@ -76,31 +76,3 @@ internal sealed class ListLogger : ILogger
         lock (_lines) _lines.Add((logLevel, formatter(state, exception)));
     }
 }
-
-/// <summary>Runs a command (ip, bpftool) and returns its stdout; throws on a non-zero exit.</summary>
-internal static class Shell
-{
-    public static string Run(string file, params string[] arguments)
-    {
-        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in arguments) start.ArgumentList.Add(a);
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        if (process.ExitCode != 0)
-            throw new InvalidOperationException($"{file} {string.Join(' ', arguments)} exited {process.ExitCode}: {error}");
-        return output.Result;
-    }
-
-    public static void TryRun(string file, params string[] arguments)
-    {
-        try
-        {
-            Run(file, arguments);
-        }
-        catch (InvalidOperationException)
-        {
-        }
-    }
-}

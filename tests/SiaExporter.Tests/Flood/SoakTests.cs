@@ -5,7 +5,6 @@ using Microsoft.Data.Sqlite;
 using SiaExporter.Counters;
 using SiaExporter.Tests.Bpf;
 using SiaExporter.Tests.EndToEnd;
-using Shell = SiaExporter.Tests.Bpf.Shell;
 using Xunit;
 using Xunit.Abstractions;
 

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 
-namespace SiaExporter.Tests.EndToEnd;
+namespace SiaExporter.Tests;
 
 /// <summary>Runs the external tools (ip, ethtool, tshark, bpftool) with arguments passed as a list, never
 /// through a shell.</summary>
@@ -48,6 +48,9 @@ public static class Shell
             throw new InvalidOperationException($"{Describe(file, args)} failed ({r.ExitCode}): {r.Stderr.Trim()}");
         return r.Stdout;
     }
+
+    /// <summary>Runs and ignores a failure (clean-up of things that may already be gone).</summary>
+    public static void TryRun(string file, params string[] args) => Try(file, args);
 
     public static string Describe(string file, IEnumerable<string> args) => file + " " + string.Join(' ', args);
 }
