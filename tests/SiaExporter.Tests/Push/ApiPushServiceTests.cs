@@ -192,7 +192,9 @@ public sealed class ApiPushServiceTests(ITestOutputHelper output) : IDisposable
             $"; logged: failing {_log.Count(LogLevel.Warning, "failing")}, recovered {_log.Count(LogLevel.Information, "recovered")}");
         // Logged per state change (each failing episode once, each recovery once), not per attempt.
         var episodes = _log.Count(LogLevel.Warning, "failing");
-        Assert.InRange(episodes, 1, service.Status.Failures);
+        // (Not bounded by Status.Failures: a run stopped by the open circuit breaker makes no request,
+        // counts no failure, yet can be the first of a new failing episode.)
+        Assert.True(episodes >= 1, "no failing episode was logged");
         Assert.Equal(episodes, _log.Count(LogLevel.Information, "recovered"));
         Assert.True(episodes < requests.Count(r => r.Status != 200) / 2, "logged per attempt");
     }
