@@ -63,7 +63,7 @@ public sealed class MetricsExporter
     private readonly Lock _gate = new();
     private readonly SemaphoreSlim _scrapeGate = new(1, 1);
     private int _lastSize;
-    private readonly ActivityTracker _activity = new();
+    private readonly ClientActivity _activity = new();
 
     private readonly Counter _bytes;
     private readonly Counter _packets;

@@ -1,65 +1,6 @@
-using System.Runtime.InteropServices;
 using SiaExporter.Counters;
 
 namespace SiaExporter.Metrics;
-
-/// <summary>
-/// When every client in the kernel map last moved, and where it sits in the current snapshot.
-/// Unlike <see cref="ClientActivity"/> it costs no allocation per scrape (mark and sweep by epoch),
-/// which matters at 100,000 clients. Not thread-safe: the exporter calls it under its lock.
-/// </summary>
-internal sealed class ActivityTracker
-{
-    private struct Entry
-    {
-        public ulong Sum;
-        public DateTimeOffset Changed;
-        public int Epoch;
-        public int Index;
-    }
-
-    private readonly Dictionary<ClientAddress, Entry> _seen = new();
-    private int _epoch;
-
-    public int Count => _seen.Count;
-
-    public void Observe(CounterSnapshot snapshot)
-    {
-        _epoch++;
-        var clients = snapshot.Clients;
-        for (var i = 0; i < clients.Length; i++)
-        {
-            ref var entry = ref CollectionsMarshal.GetValueRefOrAddDefault(_seen, clients[i], out var existed);
-            if (existed && entry.Epoch == _epoch) continue; // a duplicate key in one read: keep the first
-            ulong sum = 0;
-            foreach (var slot in snapshot.SlotsOf(i)) sum += slot.Bytes + slot.Packets;
-            if (!existed || entry.Sum != sum)
-            {
-                entry.Sum = sum;
-                entry.Changed = snapshot.TakenAt;
-            }
-            entry.Epoch = _epoch;
-            entry.Index = i;
-        }
-        if (_seen.Count != clients.Length)
-        {
-            List<ClientAddress>? gone = null;
-            foreach (var (address, entry) in _seen)
-                if (entry.Epoch != _epoch) (gone ??= []).Add(address);
-            if (gone is not null)
-                foreach (var address in gone) _seen.Remove(address);
-        }
-    }
-
-    /// <summary>The client's index in the last observed snapshot, or -1 when it is not in it.</summary>
-    public int IndexOf(ClientAddress client) =>
-        _seen.TryGetValue(client, out var entry) && entry.Epoch == _epoch ? entry.Index : -1;
-
-    public DateTimeOffset LastChanged(ClientAddress client) =>
-        _seen.TryGetValue(client, out var entry) ? entry.Changed : DateTimeOffset.MinValue;
-
-    public void Clear() => _seen.Clear();
-}
 
 /// <summary>
 /// Turns one snapshot into the next <see cref="PublicationState"/>. The rules that keep /metrics
@@ -107,7 +48,7 @@ internal static class PublicationEngine
     public static (PublicationState State, bool Structural) Advance(
         PublicationState previous,
         CounterSnapshot snapshot,
-        ActivityTracker activity,
+        ClientActivity activity,
         int topClients,
         TimeSpan idleTimeout,
         bool allowStructural,
@@ -243,7 +184,7 @@ internal static class PublicationEngine
         return (state, structural);
     }
 
-    private static bool Rank(PublicationState state, CounterSnapshot snapshot, ActivityTracker activity, int top, DateTimeOffset idleBefore,
+    private static bool Rank(PublicationState state, CounterSnapshot snapshot, ClientActivity activity, int top, DateTimeOffset idleBefore,
         HashSet<ClientAddress> left, Span<ulong> otherGrowth)
     {
         var changed = false;
@@ -272,7 +213,7 @@ internal static class PublicationEngine
             if (bytes == 0 || (full && !Displaces(bytes, floor))) continue;
             var client = snapshot.Clients[i];
             if (state.Clients.ContainsKey(client) || left.Contains(client) || activity.IndexOf(client) != i) continue;
-            if (activity.LastChanged(client) < idleBefore) continue;
+            if ((activity.LastChanged(client) ?? DateTimeOffset.MinValue) < idleBefore) continue;
             candidates.Add((bytes, i));
         }
         if (candidates.Count == 0) return changed;
@@ -305,10 +246,10 @@ internal static class PublicationEngine
     /// does not go down. Otherwise its earlier traffic was already shown in <c>other</c> and its
     /// series start at zero.
     /// </summary>
-    private static void Promote(PublicationState state, CounterSnapshot snapshot, ActivityTracker activity, int index, Span<ulong> otherGrowth)
+    private static void Promote(PublicationState state, CounterSnapshot snapshot, ClientActivity activity, int index, Span<ulong> otherGrowth)
     {
         var address = snapshot.Clients[index];
-        var member = new PublishedClient(address, state.Lanes) { LastChanged = activity.LastChanged(address) };
+        var member = new PublishedClient(address, state.Lanes) { LastChanged = activity.LastChanged(address) ?? DateTimeOffset.MinValue };
         var slots = snapshot.SlotsOf(index);
         var covered = true;
         for (var l = 0; l < state.Lanes; l++)
