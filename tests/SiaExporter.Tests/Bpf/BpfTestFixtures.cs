@@ -34,10 +34,11 @@ internal static class TestObject
         new(Path, PortClassSet.Parse(ports), maxClients, pinDirectory);
 }
 
-/// <summary>A pin directory /sys/fs/bpf/natdev-&lt;random&gt;, removed with everything in it (links detached).</summary>
+/// <summary>A pin directory /sys/fs/bpf/STEM (<see cref="OwnedNames"/>: a crashed run's is removed by a later one),
+/// removed with everything in it (links detached).</summary>
 internal sealed class TempPinDirectory : IDisposable
 {
-    public TempPinDirectory() => Path = $"/sys/fs/bpf/natdev-{Guid.NewGuid():N}"[..32];
+    public TempPinDirectory() => Path = OwnedNames.NewPinDirectory();
 
     public string Path { get; }
 
