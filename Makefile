@@ -35,7 +35,7 @@ RUN_PKGS    := clang llvm libbpf-dev libbpf1 bpftool iproute2 libc6-dev
 TEST_PKGS   := $(RUN_PKGS) ethtool tcpdump tshark sqlite3 iperf3 prometheus systemd procps e2fsprogs
 DEPS_STAMP  := $(BUILD)/.deps
 
-.PHONY: all build bpf publish run test test-unit deps deps-run deps-test bench bench-bpf bench-scrape \
+.PHONY: all build bpf publish run test test-unit deps deps-run deps-test bench bench-bpf probes bench-scrape \
         bench-sqlite bench-traffic soak install uninstall clean check-dotnet
 
 all: build
@@ -82,8 +82,16 @@ test: deps-test check-dotnet $(BPF_OBJ) $(BIN)
 # ---------------------------------------------------------------- benchmarks (not tests)
 BENCH = $(DOTNET) run -c Release --project bench/SiaExporter.Bench --
 bench: bench-bpf bench-scrape bench-sqlite bench-traffic
-bench-bpf: deps-test check-dotnet $(BPF_OBJ)
-	BPF_OBJECT=$(CURDIR)/$(BPF_OBJ) $(BENCH) bpf
+# The bpf bench's reference programs (empty XDP, one hash lookup, ...): one program a file in
+# bench/probes, each compiled to build/probes/NAME.bpf.o.
+PROBE_SRC := $(wildcard bench/probes/*.bpf.c)
+PROBE_OBJ := $(patsubst bench/probes/%.bpf.c,$(BUILD)/probes/%.bpf.o,$(PROBE_SRC))
+probes: $(PROBE_OBJ)
+$(BUILD)/probes/%.bpf.o: bench/probes/%.bpf.c
+	@mkdir -p $(BUILD)/probes
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+bench-bpf: deps-test check-dotnet $(BPF_OBJ) $(PROBE_OBJ)
+	BPF_OBJECT=$(CURDIR)/$(BPF_OBJ) PROBES=$(CURDIR)/$(BUILD)/probes $(BENCH) bpf
 bench-scrape: deps-test check-dotnet $(BPF_OBJ) $(BIN)
 	BPF_OBJECT=$(CURDIR)/$(BPF_OBJ) $(BENCH) scrape
 	BPF_OBJECT=$(CURDIR)/$(BPF_OBJ) $(BENCH) scrape-daemon $(CURDIR)/$(BIN)

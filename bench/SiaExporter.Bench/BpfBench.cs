@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Extensions.Logging.Abstractions;
 using SiaExporter.Bpf;
@@ -11,42 +10,22 @@ namespace SiaExporter.Bench;
 /// <summary>
 /// `bench bpf`: ns per packet of the collector's programs under BPF_PROG_TEST_RUN (the kernel's
 /// own per-run mean over `repeat` runs; median of several rounds), side by side with reference
-/// floors compiled here from inline C: an empty XDP program, one doing only
-/// bpf_xdp_get_buff_len, one doing only one per-CPU hash lookup of a 16-byte key, and an empty
-/// tc program. Targets: known client ≤ empty + 15 ns, non-Sia ≤ empty + 5 ns (printed PASS/MISS;
+/// floors from bench/probes/*.bpf.c (`make probes`, one program a file): an empty XDP program,
+/// one doing only bpf_xdp_get_buff_len, one doing only one per-CPU hash lookup of a 16-byte key,
+/// and an empty tc program. Targets: known client ≤ empty + 15 ns, non-Sia ≤ empty + 5 ns (printed PASS/MISS;
 /// a miss does not fail the process: timings depend on the machine).
-/// Environment: BPF_OBJECT (collector.bpf.o), CLANG (default clang), BENCH_REPEAT, BENCH_ROUNDS.
+/// Environment: BPF_OBJECT (collector.bpf.o), PROBES (the compiled probes, default build/probes),
+/// BENCH_REPEAT, BENCH_ROUNDS.
 /// </summary>
 public static class BpfBench
 {
-    private const string ReferenceSource = """
-        #include <linux/bpf.h>
-        #include <bpf/bpf_helpers.h>
-        char LICENSE[] SEC("license") = "Dual BSD/GPL";
-        struct {
-            __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-            __uint(key_size, 16);
-            __uint(value_size, 96);
-            __uint(max_entries, 16384);
-        } ref_clients SEC(".maps");
-        SEC("xdp") int empty_xdp(struct xdp_md *ctx) { return XDP_PASS; }
-        SEC("xdp") int buff_len_xdp(struct xdp_md *ctx) { return bpf_xdp_get_buff_len(ctx) ? XDP_PASS : XDP_DROP; }
-        SEC("xdp") int lookup_xdp(struct xdp_md *ctx)
-        {
-            __u8 key[16] = {};
-            key[15] = 1;
-            return bpf_map_lookup_elem(&ref_clients, key) ? XDP_PASS : XDP_DROP;
-        }
-        SEC("tc") int empty_tc(struct __sk_buff *skb) { return -1; }
-        """;
-
     private static readonly int Repeat = EnvInt("BENCH_REPEAT") ?? 1_000_000;
     private static readonly int Rounds = EnvInt("BENCH_ROUNDS") ?? 7;
 
     public static int Run(string[] args)
     {
         var objectPath = Environment.GetEnvironmentVariable("BPF_OBJECT") is { Length: > 0 } p ? p : "build/collector.bpf.o";
-        using var reference = ReferenceObject.Build();
+        using var reference = ReferencePrograms.Load(Environment.GetEnvironmentVariable("PROBES") is { Length: > 0 } d ? d : "build/probes");
         using var collector = CollectorObject.Load(new CollectorObjectOptions(objectPath, PortClassSet.DefaultSet, PinDirectory: null), NullLogger.Instance);
 
         var knownV4 = Frame(v6: false, udp: false, src: [198, 51, 100, 7], dst: [192, 0, 2, 1], sport: 50123, dport: 9984, payload: 100);
@@ -199,51 +178,28 @@ public static class BpfBench
 
     private static int? EnvInt(string name) => int.TryParse(Environment.GetEnvironmentVariable(name), out var v) ? v : null;
 
-    /// <summary>The reference programs, compiled with clang into a temporary directory and loaded.</summary>
-    private sealed class ReferenceObject : IDisposable
+    /// <summary>The reference programs: one compiled probe (bench/probes/NAME.bpf.c) a row.</summary>
+    private sealed class ReferencePrograms : IDisposable
     {
-        private readonly SafeBpfObjectHandle _object;
+        private readonly List<SafeBpfObjectHandle> _objects = [];
 
-        private ReferenceObject(SafeBpfObjectHandle bpfObject) => _object = bpfObject;
+        public int EmptyXdp { get; private set; }
+        public int BuffLenXdp { get; private set; }
+        public int LookupXdp { get; private set; }
+        public int EmptyTc { get; private set; }
 
-        public int EmptyXdp { get; private init; }
-        public int BuffLenXdp { get; private init; }
-        public int LookupXdp { get; private init; }
-        public int EmptyTc { get; private init; }
-
-        public static unsafe ReferenceObject Build()
+        public static unsafe ReferencePrograms Load(string directory)
         {
             NativeLibraryResolver.EnsureLibBpf();
-            var dir = Directory.CreateTempSubdirectory("sia-bpf-bench-");
+            var reference = new ReferencePrograms();
             try
             {
-                var source = Path.Combine(dir.FullName, "reference.bpf.c");
-                var output = Path.Combine(dir.FullName, "reference.bpf.o");
-                File.WriteAllText(source, ReferenceSource);
-                var clang = Environment.GetEnvironmentVariable("CLANG") is { Length: > 0 } c ? c : "clang";
-                var start = new ProcessStartInfo(clang) { RedirectStandardError = true };
-                foreach (var a in new[] { "-O2", "-g", "-target", "bpf", $"-I/usr/include/{RuntimeArch()}-linux-gnu", "-c", source, "-o", output })
-                    start.ArgumentList.Add(a);
-                using (var process = Process.Start(start)!)
-                {
-                    var error = process.StandardError.ReadToEnd();
-                    process.WaitForExit();
-                    if (process.ExitCode != 0) throw new InvalidOperationException($"clang failed: {error}");
-                }
-                var handle = LibBpf.ObjectOpenFile(output, null);
-                if (handle == 0) throw new InvalidOperationException($"cannot open {output}");
-                var bpfObject = new SafeBpfObjectHandle(handle);
-                BpfErrors.Check(LibBpf.ObjectLoad(handle), "bpf_object__load(reference)");
-                int Prog(string name) => LibBpf.ProgramFd(LibBpf.ObjectFindProgramByName(bpfObject, name));
-                var reference = new ReferenceObject(bpfObject)
-                {
-                    EmptyXdp = Prog("empty_xdp"),
-                    BuffLenXdp = Prog("buff_len_xdp"),
-                    LookupXdp = Prog("lookup_xdp"),
-                    EmptyTc = Prog("empty_tc"),
-                };
+                reference.EmptyXdp = reference.Probe(directory, "empty-xdp", out _);
+                reference.BuffLenXdp = reference.Probe(directory, "buff-len-xdp", out _);
+                reference.LookupXdp = reference.Probe(directory, "lookup-xdp", out var lookup);
+                reference.EmptyTc = reference.Probe(directory, "empty-tc", out _);
                 // The looked-up key exists, as a known client's does.
-                var mapFd = LibBpf.MapFd(LibBpf.ObjectFindMapByName(bpfObject, "ref_clients"));
+                var mapFd = LibBpf.MapFd(LibBpf.ObjectFindMapByName(lookup, "ref_clients"));
                 var key = new byte[16];
                 key[15] = 1;
                 var value = new byte[96 * LibBpf.NumPossibleCpus()];
@@ -252,18 +208,29 @@ public static class BpfBench
                     BpfErrors.Check(LibBpf.MapUpdateElem(mapFd, k, v, 0), "bpf_map_update_elem(ref_clients)");
                 return reference;
             }
-            finally
+            catch
             {
-                dir.Delete(recursive: true);
+                reference.Dispose();
+                throw;
             }
         }
 
-        private static string RuntimeArch() => System.Runtime.InteropServices.RuntimeInformation.OSArchitecture switch
+        /// <summary>Loads DIRECTORY/NAME.bpf.o and returns the fd of its one program, NAME with '_' for '-'.</summary>
+        private unsafe int Probe(string directory, string name, out SafeBpfObjectHandle bpfObject)
         {
-            System.Runtime.InteropServices.Architecture.Arm64 => "aarch64",
-            _ => "x86_64",
-        };
+            var path = Path.Combine(directory, name + ".bpf.o");
+            if (!File.Exists(path)) throw new FileNotFoundException($"no {path}: run `make probes`", path);
+            var handle = LibBpf.ObjectOpenFile(path, null);
+            if (handle == 0) throw new InvalidOperationException($"cannot open {path}");
+            bpfObject = new SafeBpfObjectHandle(handle);
+            _objects.Add(bpfObject);
+            BpfErrors.Check(LibBpf.ObjectLoad(handle), $"bpf_object__load({name})");
+            return LibBpf.ProgramFd(LibBpf.ObjectFindProgramByName(bpfObject, name.Replace('-', '_')));
+        }
 
-        public void Dispose() => _object.Dispose();
+        public void Dispose()
+        {
+            foreach (var o in _objects) o.Dispose();
+        }
     }
 }
