@@ -18,16 +18,8 @@ internal static class TestObject
         }
     }
 
-    /// <summary>The folder holding SiaExporter.sln, found upwards from the test binaries.</summary>
-    public static string RepositoryRoot
-    {
-        get
-        {
-            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-                if (File.Exists(System.IO.Path.Combine(dir.FullName, "SiaExporter.sln"))) return dir.FullName;
-            throw new InvalidOperationException($"no SiaExporter.sln above {AppContext.BaseDirectory}");
-        }
-    }
+    /// <summary>The checkout (<see cref="Repository.Root"/>).</summary>
+    public static string RepositoryRoot => Repository.Root;
 
     public static CollectorObjectOptions Options(string? pinDirectory = null, string ports = PortClassSet.Default,
         int maxClients = BpfConstants.DefaultMaxClients) =>

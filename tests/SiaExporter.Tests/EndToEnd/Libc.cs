@@ -2,7 +2,8 @@ using System.Runtime.InteropServices;
 
 namespace SiaExporter.Tests.EndToEnd;
 
-/// <summary>The few libc calls the end-to-end fixtures need.</summary>
+/// <summary>The tests' one libc binding: the few calls the fixtures need that the product does not
+/// (the product's own are in SiaExporter.Native, reached through InternalsVisibleTo).</summary>
 internal static partial class Libc
 {
     public const int CLONE_NEWNET = 0x40000000;
@@ -22,7 +23,4 @@ internal static partial class Libc
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial int kill(int pid, int sig);
-
-    [LibraryImport("libc")]
-    public static partial uint geteuid();
 }

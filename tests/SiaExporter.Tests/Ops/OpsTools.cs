@@ -6,18 +6,10 @@ namespace SiaExporter.Tests.Ops;
 internal static class OpsTools
 {
     /// <summary>CI=true turns a missing promtool/prometheus from a skip into a failure.</summary>
-    public static bool IsCi => string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
+    public static bool IsCi => KernelTestEnvironment.IsCi;
 
-    /// <summary>The folder holding SiaExporter.sln, found by walking up from the test binaries.</summary>
-    public static string RepoRoot { get; } = FindRepoRoot();
-
-    private static string FindRepoRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "SiaExporter.sln")))
-                return dir.FullName;
-        throw new InvalidOperationException($"no SiaExporter.sln above {AppContext.BaseDirectory}");
-    }
+    /// <summary>The checkout (<see cref="Repository.Root"/>).</summary>
+    public static string RepoRoot => Repository.Root;
 
     /// <summary>Full path of an executable on PATH, or null.</summary>
     public static string? Find(string name)
