@@ -1,6 +1,7 @@
 using System.Diagnostics;
-using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text;
+using SiaExporter.Tests.EndToEnd;
 
 namespace SiaExporter.Tests;
 
@@ -21,21 +22,27 @@ public static class Shell
 
     public static Result TryWithTimeout(TimeSpan timeout, string file, params string[] args) => Exec(file, args, timeout: timeout);
 
-    /// <summary>Runs to completion with optional extra environment and working directory; the
-    /// result whatever the exit code. Throws only when the tool cannot start or outlives the timeout.</summary>
+    /// <summary>Runs to completion with optional extra environment, working directory and standard
+    /// input; the result whatever the exit code. Throws only when the tool cannot start or outlives the timeout.</summary>
     public static Result Exec(string file, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null,
-        string? workingDirectory = null, TimeSpan? timeout = null)
+        string? workingDirectory = null, TimeSpan? timeout = null, string? input = null)
     {
         var arguments = args.ToArray();
         var limit = timeout ?? TimeSpan.FromSeconds(60);
-        using var p = Process.Start(StartInfo(file, arguments, environment, workingDirectory))
-            ?? throw new InvalidOperationException($"could not start {file}");
+        var psi = StartInfo(file, arguments, environment, workingDirectory);
+        psi.RedirectStandardInput = input is not null;
+        using var p = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {file}");
         var stdout = new StringBuilder();
         var stderr = new StringBuilder();
         p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (stdout) stdout.Append(e.Data).Append('\n'); };
         p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (stderr) stderr.Append(e.Data).Append('\n'); };
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
+        if (input is not null)
+        {
+            p.StandardInput.Write(input);
+            p.StandardInput.Close();
+        }
         if (!p.WaitForExit(limit))
         {
             p.Kill(entireProcessTree: true);
@@ -59,9 +66,9 @@ public static class Shell
 
     /// <summary>Starts a long-running process; every line of its stdout and stderr goes to <paramref name="onLine"/>.</summary>
     public static Process Start(string file, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null,
-        Action<string>? onLine = null)
+        Action<string>? onLine = null, string? workingDirectory = null)
     {
-        var process = new Process { StartInfo = StartInfo(file, args.ToArray(), environment, null) };
+        var process = new Process { StartInfo = StartInfo(file, args.ToArray(), environment, workingDirectory) };
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) onLine?.Invoke(e.Data); };
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) onLine?.Invoke(e.Data); };
         process.Start();
@@ -70,8 +77,12 @@ public static class Shell
         return process;
     }
 
-    /// <summary>Sends a signal by name (TERM, INT, …).</summary>
-    public static void Signal(Process process, string signal) => TryRun("kill", "-" + signal, process.Id.ToString(CultureInfo.InvariantCulture));
+    /// <summary>Sends a signal (<see cref="Libc.SIGINT"/>, <see cref="Libc.SIGTERM"/>) to the process.</summary>
+    public static void Signal(Process process, int signal)
+    {
+        if (Libc.kill(process.Id, signal) != 0 && !process.HasExited)
+            throw new InvalidOperationException($"kill({process.Id}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");
+    }
 
     /// <summary>Kills the process and its children if they still run, and releases it.</summary>
     public static void Stop(Process process)
@@ -103,8 +114,10 @@ public static class Shell
             WorkingDirectory = workingDirectory ?? "",
         };
         foreach (var a in args) psi.ArgumentList.Add(a);
-        // A make started under `make test` must not join the outer make's jobserver or inherit its variables.
-        foreach (var name in new[] { "MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES" }) psi.Environment.Remove(name);
+        // A make started under `make test` must not join the outer make's jobserver or inherit its
+        // variables, and a daemon started here must never look like a systemd service.
+        foreach (var name in new[] { "MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES", "INVOCATION_ID", "NOTIFY_SOCKET" })
+            psi.Environment.Remove(name);
         if (environment is not null)
             foreach (var (key, value) in environment) psi.Environment[key] = value;
         return psi;

@@ -10,6 +10,7 @@ internal static partial class Libc
     public const int O_RDONLY = 0;
     public const int O_CLOEXEC = 0x80000;
     public const int SIGINT = 2;
+    public const int SIGTERM = 15;
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int open(string path, int flags);

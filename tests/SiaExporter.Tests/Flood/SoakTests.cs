@@ -105,7 +105,7 @@ public sealed class SoakTests(ITestOutputHelper output)
                 if (!settled) Thread.Sleep(900);
                 return settled;
             }, TimeSpan.FromSeconds(30), "the capture file kept growing for 30 s after the traffic stopped");
-            Shell.Signal(capture, "INT");
+            Shell.Signal(capture, Libc.SIGINT);
             capture.WaitForExit(10_000);
             Assert.True(capture.HasExited, "tcpdump did not stop");
             var dropped = captureLog.Lines.FirstOrDefault(l => l.Contains("dropped by kernel", StringComparison.Ordinal));
@@ -257,7 +257,7 @@ public sealed class SoakTests(ITestOutputHelper output)
 
         public void Terminate()
         {
-            Shell.Signal(_process, "TERM");
+            Shell.Signal(_process, Libc.SIGTERM);
             if (!_process.WaitForExit(15_000))
                 throw new TimeoutException("the daemon did not stop within 15 s of SIGTERM:\n" + Log);
             _process.WaitForExit();
