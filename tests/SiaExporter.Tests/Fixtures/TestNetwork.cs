@@ -303,8 +303,15 @@ public static partial class OwnedNames
     /// <summary>A new stem owned by <paramref name="pid"/> (tests of the clean-up pose as other processes).</summary>
     public static string StemFor(int pid) => $"{Prefix}{pid}-{Interlocked.Increment(ref _counter) % 1000}";
 
-    /// <summary>/sys/fs/bpf/STEM: a pin directory that leftover clean-up knows.</summary>
-    public static string NewPinDirectory() => PinDirectoryOf(NewStem());
+    /// <summary>/sys/fs/bpf/STEM, not there yet: a pin directory that leftover clean-up knows.</summary>
+    public static string NewPinDirectory()
+    {
+        while (true)
+        {
+            var path = PinDirectoryOf(NewStem());
+            if (!Directory.Exists(path)) return path; // else a leftover of a dead run that had this pid
+        }
+    }
 
     public static string PinDirectoryOf(string stem) => Path.Combine(BpfFs, stem);
 
