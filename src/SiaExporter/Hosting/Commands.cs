@@ -80,7 +80,13 @@ public static class Commands
                 Console.Out.Write(SettingsDocs.Markdown());
                 return 0;
             case ["--update-reference", var file]:
-                File.WriteAllText(file, SettingsDocs.SpliceInto(File.ReadAllText(file)));
+                if (!File.Exists(file))
+                    throw new OperatorException($"{file} does not exist", "pass the path of docs/reference.md");
+                var document = File.ReadAllText(file);
+                if (!SettingsDocs.HasSection(document))
+                    throw new OperatorException($"{file} has no generated settings section",
+                        $"put the lines {SettingsDocs.BeginMarker} and {SettingsDocs.EndMarker} where the table goes");
+                File.WriteAllText(file, SettingsDocs.SpliceInto(document));
                 Console.Out.WriteLine($"updated the settings table in {file}");
                 return 0;
             default:

@@ -66,14 +66,19 @@ public static class SettingsDocs
         return text.ToString();
     }
 
+    public static bool HasSection(string document)
+    {
+        var begin = document.IndexOf(BeginMarker, StringComparison.Ordinal);
+        return begin >= 0 && document.IndexOf(EndMarker, begin, StringComparison.Ordinal) > begin;
+    }
+
     /// <summary><paramref name="document"/> with the text between the markers replaced by <see cref="Markdown"/>.</summary>
     public static string SpliceInto(string document)
     {
-        var begin = document.IndexOf(BeginMarker, StringComparison.Ordinal);
-        var end = document.IndexOf(EndMarker, StringComparison.Ordinal);
-        if (begin < 0 || end < begin)
+        if (!HasSection(document))
             throw new InvalidOperationException($"the document has no '{BeginMarker}' … '{EndMarker}' section");
-        var from = begin + BeginMarker.Length;
+        var from = document.IndexOf(BeginMarker, StringComparison.Ordinal) + BeginMarker.Length;
+        var end = document.IndexOf(EndMarker, from, StringComparison.Ordinal);
         return document[..from] + "\n" + Markdown() + document[end..];
     }
 

@@ -13,7 +13,7 @@ namespace SiaExporter.Hosting;
 /// </summary>
 public static class SettingsTable
 {
-    public static readonly Setting<string> SiaHostname = Text("SIA_HOSTNAME", typeof(CollectorOptions), nameof(CollectorOptions.SiaHostname),
+    public static readonly Setting<string> SiaHostname = Text("SIA_HOSTNAME", "a name", typeof(CollectorOptions), nameof(CollectorOptions.SiaHostname),
         System.Net.Dns.GetHostName(),
         "Shown in sia_exporter_build_info, on the / page and in API pushes.", defaultWords: "the machine's hostname");
 
@@ -27,7 +27,7 @@ public static class SettingsTable
         Check = InterfaceProblems,
     };
 
-    public static readonly Setting<string> SqlitePath = Text("SQLITE_PATH", typeof(DatabaseOptions), nameof(DatabaseOptions.SqlitePath),
+    public static readonly Setting<string> SqlitePath = Text("SQLITE_PATH", "a file path", typeof(DatabaseOptions), nameof(DatabaseOptions.SqlitePath),
         "/var/lib/collector/traffic.db",
         "The history database (SQLite, WAL mode); `make run` uses ./data/traffic.db.");
 
@@ -86,15 +86,15 @@ public static class SettingsTable
         Accepts = "the path of an existing file",
     };
 
-    public static readonly Setting<string> BpfObject = Text("BPF_OBJECT", typeof(KernelOptions), nameof(KernelOptions.BpfObjectPath),
+    public static readonly Setting<string> BpfObject = Text("BPF_OBJECT", "a file path", typeof(KernelOptions), nameof(KernelOptions.BpfObjectPath),
         DefaultBpfObjectPath(),
         "The compiled eBPF object.", defaultWords: "collector.bpf.o beside the binary, else /var/lib/collector/bpf/collector.bpf.o");
 
-    public static readonly Setting<string> PinDirectory = Text("PIN_DIRECTORY", typeof(KernelOptions), nameof(KernelOptions.PinDirectory),
+    public static readonly Setting<string> PinDirectory = Text("PIN_DIRECTORY", "a directory on bpffs", typeof(KernelOptions), nameof(KernelOptions.PinDirectory),
         CollectorObjectOptions.DefaultPinDirectory,
         "Where the counter maps and hook links are pinned (bpffs), so counting survives a crash.");
 
-    public static readonly Setting<string> StateDirectory = Text("STATE_DIRECTORY", typeof(MetricsOptions), nameof(MetricsOptions.StateDirectory),
+    public static readonly Setting<string> StateDirectory = Text("STATE_DIRECTORY", "a directory", typeof(MetricsOptions), nameof(MetricsOptions.StateDirectory),
         Path.GetDirectoryName(SqlitePath.Default)!,
         "State kept between runs besides SQLite (which clients /metrics publishes).", defaultWords: "the folder of SQLITE_PATH");
 
@@ -157,8 +157,8 @@ public static class SettingsTable
 
     // ------------------------------------------------------------ kinds of setting
 
-    private static Setting<string> Text(string name, Type feeds, string property, string defaultValue, string help, string? defaultWords = null) =>
-        new(name, feeds, property, defaultValue, t => t, v => v, help) { Accepts = "a path or name", DefaultWords = defaultWords };
+    private static Setting<string> Text(string name, string accepts, Type feeds, string property, string defaultValue, string help, string? defaultWords = null) =>
+        new(name, feeds, property, defaultValue, t => t, v => v, help) { Accepts = accepts, DefaultWords = defaultWords };
 
     private static Setting<int> WholeNumber(string name, Type feeds, string property, int defaultValue, int min, int max, string help)
     {
