@@ -55,7 +55,7 @@ public static class SettingsTable
 
     public static readonly Setting<PortClassSet> Ports = new("PORTS", typeof(KernelOptions), nameof(KernelOptions.Ports),
         PortClassSet.DefaultSet, PortClassSet.Parse, v => v.ToString(),
-        "The counted port classes, PORT/PROTO comma separated (at most 8); no rebuild needed to change them.")
+        $"The counted port classes, PORT/PROTO comma separated (at most {BpfConstants.MaxClasses}); no rebuild needed to change them.")
     {
         Accepts = "PORT/PROTO, comma separated (tcp or udp)",
     };
