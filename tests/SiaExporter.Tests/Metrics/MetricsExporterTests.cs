@@ -88,6 +88,36 @@ public sealed class MetricsExporterTests
     }
 
     [Fact]
+    public async Task History_and_push_collectors_show_their_sources_and_push_is_absent_when_off()
+    {
+        using var dir = new TempDir();
+        var kernel = new KernelModel();
+        var flushed = DateTimeOffset.FromUnixTimeSeconds(1_767_225_600);
+        var failures = 2L;
+        var withPush = new MetricsExporter(TestOptions.For(dir.Path), kernel.Snapshot, new MetricsSources
+        {
+            History = () => new HistoryHealth(flushed, failures),
+            Push = () => new SiaExporter.Push.PushStatus(flushed.AddMinutes(5), 3, 1, 4, 10, SiaExporter.Push.PushHealth.Ok),
+        }, null, processMetrics: false);
+        var e = await Scrape(withPush);
+        Assert.Equal(1_767_225_600, e.Value("sia_exporter_sqlite_last_success_timestamp_seconds"));
+        Assert.Equal(2, e.Value("sia_exporter_sqlite_flush_failures_total"));
+        Assert.Equal(1_767_225_900, e.Value("sia_exporter_push_last_success_timestamp_seconds"));
+        Assert.Equal(3, e.Value("sia_exporter_push_pending_buckets"));
+        Assert.Equal(4, e.Value("sia_exporter_push_failures_total"));
+        failures = 5;
+        Assert.Equal(5, (await Scrape(withPush)).Value("sia_exporter_sqlite_flush_failures_total"));
+
+        var pushOff = new MetricsExporter(TestOptions.For(dir.Path), kernel.Snapshot, new MetricsSources
+        {
+            History = () => new HistoryHealth(null, 0),
+        }, null, processMetrics: false);
+        e = await Scrape(pushOff);
+        Assert.Equal(0, e.Value("sia_exporter_sqlite_last_success_timestamp_seconds"));
+        Assert.DoesNotContain(e.Series.Values, s => s.Name.StartsWith("sia_exporter_push_", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Large_values_are_exported_exactly()
     {
         using var dir = new TempDir();
