@@ -35,7 +35,7 @@ public static class Program
                 case "detach":
                     return Commands.Detach(CollectorSettings.Parse(values, interfacesRequired: false), commandArgs);
                 case "version" or "--version" or "-V":
-                    return Commands.Version(values);
+                    return Commands.Version();
                 case "help" or "--help" or "-h":
                     Console.Out.WriteLine(Usage);
                     return 0;

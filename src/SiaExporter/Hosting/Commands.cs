@@ -39,9 +39,8 @@ public static class Commands
         return 0;
     }
 
-    public static int Version(IReadOnlyDictionary<string, string> values)
+    public static int Version()
     {
-        _ = values;
         Console.Out.WriteLine($"collector {Metrics.MetricsExporter.DefaultVersion}");
         string libbpf;
         try
