@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging.Console;
 using SiaExporter.Counters;
+using SiaExporter.Dashboard;
 using SiaExporter.Metrics;
 using SiaExporter.Push;
 using SiaExporter.Storage;
@@ -96,14 +97,20 @@ public static class DaemonCommand
         });
         services.AddHostedService(sp => sp.GetRequiredService<MetricsExporter>().StateSaver);
         services.AddHostedService<TopClientsLog>();
+        services.AddSingleton(sp => new LiveRates(sp.GetRequiredService<SnapshotSource>().Current,
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<LiveRates>>()));
+        services.AddHostedService(sp => sp.GetRequiredService<LiveRates>());
+        services.AddSingleton(sp => new DashboardApi(options, sp.GetRequiredService<SnapshotSource>().Current,
+            sp.GetRequiredService<LiveRates>(), sp.GetRequiredService<TimeProvider>()));
 
         var app = builder.Build();
         MetricsExporter.ConfigureDefaultRegistry();
         var source = app.Services.GetRequiredService<SnapshotSource>();
         app.MapSiaMetrics(app.Services.GetRequiredService<MetricsExporter>());
-        app.MapSiaIndexPage(new IndexPage(source.Current, options));
+        app.MapSiaIndexPage(new IndexPage(source.Current, options), "/now");
+        app.MapDashboard(app.Services.GetRequiredService<DashboardApi>(), app.Services.GetRequiredService<TimeProvider>());
         app.Lifetime.ApplicationStarted.Register(() => app.Logger.LogInformation(
-            "serving /metrics on {Listen} ({Scheme}); counting {Ports} on {Interfaces}; history in {Database}",
+            "serving /metrics and the dashboard (/) on {Listen} ({Scheme}); counting {Ports} on {Interfaces}; history in {Database}",
             options.ListenAddress, web?.Tls is null ? "http" : "https", options.Ports, string.Join(',', options.Interfaces), options.SqlitePath));
         return app;
     }
