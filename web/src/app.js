@@ -5,7 +5,7 @@ import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
 
-const LIVE_REFRESH_MS = 5000;
+const LIVE_REFRESH_MS = 10000; // the daemon samples the live rates every 10 s
 const HISTORY_REFRESH_MS = 60000;
 const RANGES = { '1h': 3600, '24h': 86400, '7d': 7 * 86400, '30d': 30 * 86400, '1y': 365 * 86400 };
 
@@ -20,10 +20,10 @@ export function bytes(n) {
   return (i === 0 ? v.toFixed(0) : v.toFixed(v < 10 ? 2 : 1)) + ' ' + IEC[i];
 }
 const SI = ['bit/s', 'kbit/s', 'Mbit/s', 'Gbit/s', 'Tbit/s'];
-export function bitrate(bytesPerSecond) {
+export function bitrate(bytesPerSecond, digits = 1) {
   let v = Number(bytesPerSecond) * 8, i = 0;
   while (Math.abs(v) >= 1000 && i < SI.length - 1) { v /= 1000; i++; }
-  return (i === 0 ? v.toFixed(0) : v.toFixed(v < 10 ? 2 : 1)) + ' ' + SI[i];
+  return (i === 0 ? v.toFixed(0) : v.toFixed(v < 10 ? digits + 1 : digits)) + ' ' + SI[i];
 }
 const utc = (t) => new Date(t * 1000).toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
 
@@ -63,14 +63,14 @@ function showError(error) {
 // ------------------------------------------------------------------ charts
 // One colour per class, down solid and up dashed.
 const PALETTE = ['#2563eb', '#16a34a', '#d97706', '#9333ea', '#0891b2', '#db2777', '#65a30d', '#dc2626'];
-function seriesOptions(series, classes) {
+function seriesOptions(series, classes, sparse) {
   return series.map((s) => ({
     label: `${s.class} ${s.direction}`,
     stroke: PALETTE[classes.indexOf(s.class) % PALETTE.length],
     dash: s.direction === 'up' ? [6, 4] : undefined,
     width: 1.5,
     value: (u, v) => (v == null ? '–' : bitrate(v)),
-    points: { show: false },
+    points: { show: sparse, size: 5 }, // a lone point has no line to show it
   }));
 }
 
@@ -108,12 +108,12 @@ function drawChart(key, data) {
     height,
     legend: { live: true },
     cursor: { drag: { x: false, y: false } },
-    scales: { x: { time: true }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.05 : 1] } },
+    scales: { x: { time: true, range: () => [data.from, data.to] }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.05 : 1] } },
     axes: [
       { ...axis, values: (u, ticks) => ticks.map((t) => new Date(t * 1000).toISOString().slice(data.span > 86400 * 2 ? 5 : 11, data.span > 86400 * 2 ? 10 : 16)) },
-      { ...axis, size: 80, values: (u, ticks) => ticks.map((v) => bitrate(v)) },
+      { ...axis, size: 78, values: (u, ticks) => ticks.map((v) => bitrate(v, 0)) },
     ],
-    series: [{ label: 'UTC', value: (u, t) => (t == null ? '–' : utc(t)) }, ...seriesOptions(data.series, data.classes)],
+    series: [{ label: 'UTC', value: (u, t) => (t == null ? '–' : utc(t)) }, ...seriesOptions(data.series, data.classes, data.t.length < 3)],
     hooks: { drawClear: [spikeBands(data.spikes, data.step)] },
   };
   const values = [data.t, ...data.series.map((s) => s.values)];
@@ -173,7 +173,7 @@ async function loadSummary() {
   $('footer').textContent = `version ${s.version} · counters read ${utc(s.now)}` +
     (s.anonymize ? ` · clients shown as their ${s.anonymize} network (ANONYMIZE)` : '');
   const rates = perSecondLive(s.live);
-  drawChart('live', { t: s.live.t, series: rates, classes: s.classes, step: s.live.step, span: 900, spikes: [] });
+  drawChart('live', { t: s.live.t, series: rates, classes: s.classes, step: s.live.step, span: 900, from: s.now - 900, to: s.now, spikes: [] });
   const last = (name, direction) => {
     const series = rates.find((r) => r.class === name && r.direction === direction);
     const v = series?.values.at(-1);
@@ -207,10 +207,12 @@ async function loadHistory() {
   $('history').dataset.from = h.from;
   $('history').dataset.to = h.to;
   $('history').dataset.ready = '1';
+  // Clients and the drill-down cover exactly the chart's range and steps.
+  state.clientRange = `from=${h.from}&to=${h.to}&step=${h.step}`;
 }
 
-async function loadClients() {
-  const c = await api(`api/v1/clients?${rangeQuery()}&limit=20`);
+async function loadClients(range) {
+  const c = await api(`api/v1/clients?${range}&limit=20`);
   $('clients-range').textContent = `${utc(c.from)} – ${utc(c.to)}`;
   const tbody = $('clients-table').tBodies[0];
   tbody.replaceChildren();
@@ -236,8 +238,8 @@ async function loadClients() {
 }
 
 async function loadClient() {
-  if (!state.client) return;
-  const h = await api(`api/v1/history?${rangeQuery()}&client=${encodeURIComponent(state.client)}`);
+  if (!state.client || !state.clientRange) return;
+  const h = await api(`api/v1/history?${state.clientRange}&client=${encodeURIComponent(state.client)}`);
   $('client').hidden = false;
   $('client-name').textContent = state.client;
   drawChart('client', { ...h, series: perSecond(h.series, h.step), span: h.to - h.from });
@@ -268,7 +270,7 @@ function selectRange(range) {
   history.replaceState(null, '', '#' + range);
   return refreshRange();
 }
-const refreshRange = () => Promise.all([loadHistory(), loadClients(), loadClient()]).catch(showError);
+const refreshRange = () => loadHistory().then(() => Promise.all([loadClients(state.clientRange), loadClient()])).catch(showError);
 
 // ------------------------------------------------------------------ start
 async function start() {

@@ -1,0 +1,143 @@
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.Data.Sqlite;
+using SiaExporter.Counters;
+using SiaExporter.Tests.EndToEnd;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace SiaExporter.Tests.Dashboard;
+
+/// <summary>
+/// The dashboard of the real daemon (COLLECTOR_BIN, the shipped AOT build under make test) in a
+/// real headless Chromium (Debian's chromium, driven by playwright-core from web/node_modules)
+/// after real traffic in a test network: the numbers the page shows equal /metrics and SQLite,
+/// the page logs no error and fetches nothing from elsewhere, and it fits a phone. Screenshots go
+/// to build/dashboard/ (desktop light and dark, phone).
+/// </summary>
+[Trait("Category", "EndToEnd")]
+public sealed class DashboardBrowserTests(ITestOutputHelper output)
+{
+    private static readonly string Script = Path.Combine(Repository.Root, "web", "test", "check-dashboard.mjs");
+    private static readonly string Screenshots = Path.Combine(Repository.Root, "build", "dashboard");
+
+    [KernelFact]
+    public void The_page_shows_what_metrics_and_sqlite_hold_and_logs_no_error()
+    {
+        Assert.True(File.Exists("/usr/bin/chromium"), "Debian's chromium is not installed (make deps-test installs it)");
+        Assert.True(File.Exists(Path.Combine(Repository.Root, "web", "node_modules", "playwright-core", "package.json")), "run make web first (npm ci in web/)");
+        using var net = TestNetwork.Create(offloads: true);
+        var daemon = DaemonProcess.Start(net, extraArgs: ["--flush-interval", "5s"]);
+        var database = Path.Combine(DaemonProcess.StateDirectoryOf(net), "traffic.db");
+        try
+        {
+            var run = TruthRun.Record(net, TrafficPlan.Standard(net, scaleKb: 100));
+            run.DeletePcap();
+            var metrics = WaitUntilFlushed(daemon, database);
+            output.WriteLine($"{net.Name}: traffic sent, flushed: {string.Join(", ", metrics.Select(m => $"{m.Key.Class} {m.Key.Direction.Label()} {m.Value.Bytes} B"))}");
+
+            Directory.CreateDirectory(Screenshots);
+            var url = new Uri(daemon.MetricsUri, "/").ToString();
+            var result = Shell.TryWithTimeout(TimeSpan.FromSeconds(120), "node", Script, url, Screenshots);
+            Assert.True(result.Ok, $"the browser run failed ({result.ExitCode}):\n{result.Stderr}\n{result.Stdout}");
+            using var page = JsonDocument.Parse(result.Stdout.Trim().Split('\n')[^1]);
+            var root = page.RootElement;
+            output.WriteLine(root.ToString());
+
+            var problems = root.GetProperty("problems").EnumerateArray().Select(p => p.GetString()).ToList();
+            Assert.True(problems.Count == 0, $"the page reported problems:\n{string.Join('\n', problems)}");
+
+            // Live: the kernel's host totals, as /metrics has them (no traffic since the flush).
+            var after = DaemonProcess.HostSeries(daemon.Scrape());
+            Assert.Equal(metrics, after);
+            var live = root.GetProperty("live");
+            foreach (var ((cls, direction), traffic) in metrics)
+                Assert.Equal((long)traffic.Bytes, live.GetProperty(cls.ToString()).GetProperty(direction.Label()).GetInt64());
+
+            // History: the range's host rows in SQLite, read here with SQL, not through the product.
+            var range = root.GetProperty("range");
+            var (from, to) = (range.GetProperty("from").GetInt64(), range.GetProperty("to").GetInt64());
+            var host = Query(database, "SELECT port || '/' || proto, sum(down_bytes), sum(up_bytes) FROM traffic_host WHERE bucket >= $f AND bucket < $t GROUP BY 1", from, to);
+            Assert.NotEmpty(host);
+            var history = root.GetProperty("history");
+            foreach (var (cls, down, up) in host)
+            {
+                Assert.Equal(down, history.GetProperty(cls).GetProperty("down").GetInt64());
+                Assert.Equal(up, history.GetProperty(cls).GetProperty("up").GetInt64());
+            }
+            // ... and those equal /metrics: every byte of this daemon's life is flushed.
+            foreach (var ((cls, direction), traffic) in metrics)
+                Assert.Equal((long)traffic.Bytes, direction == Direction.Up ? host.Single(h => h.Class == cls.ToString()).Up : host.Single(h => h.Class == cls.ToString()).Down);
+
+            // Top clients: each row equals the client's rows in SQLite, busiest first.
+            var clientRows = Query(database, "SELECT client_ip, sum(down_bytes), sum(up_bytes) FROM traffic_detail WHERE bucket >= $f AND bucket < $t GROUP BY 1", from, to)
+                .OrderByDescending(c => c.Down + c.Up).ThenBy(c => c.Class, StringComparer.Ordinal).ToList();
+            var shown = root.GetProperty("clients").EnumerateArray().ToList();
+            Assert.Equal(clientRows.Select(c => c.Class), shown.Select(c => c.GetProperty("client").GetString()));
+            Assert.Equal(net.Clients.Select(c => ClientAddress.FromIPAddress(c).ToString()).Order(StringComparer.Ordinal), clientRows.Select(c => c.Class).Order(StringComparer.Ordinal));
+            foreach (var (row, c) in clientRows.Zip(shown))
+            {
+                Assert.Equal(row.Down, c.GetProperty("down").GetInt64());
+                Assert.Equal(row.Up, c.GetProperty("up").GetInt64());
+                Assert.True(c.GetProperty("sparkline").GetInt32() >= 2, "a sparkline has a line");
+            }
+
+            // Drill-down of the first client: its classes equal its rows in SQLite.
+            var drill = root.GetProperty("client");
+            var first = clientRows[0].Class;
+            Assert.Equal(first, drill.GetProperty("name").GetString());
+            var perClass = Query(database, "SELECT port || '/' || proto, sum(down_bytes), sum(up_bytes) FROM traffic_detail WHERE bucket >= $f AND bucket < $t AND client_ip = '" + first + "' GROUP BY 1", from, to);
+            foreach (var (cls, down, up) in perClass)
+            {
+                Assert.Equal(down, drill.GetProperty("totals").GetProperty(cls).GetProperty("down").GetInt64());
+                Assert.Equal(up, drill.GetProperty("totals").GetProperty(cls).GetProperty("up").GetInt64());
+            }
+
+            Assert.Equal("dark", root.GetProperty("theme").GetString());
+            Assert.True(root.GetProperty("charts").GetArrayLength() >= 3, "live, history and client charts are drawn");
+            var phone = root.GetProperty("phone");
+            Assert.True(phone.GetProperty("scrollWidth").GetInt32() <= 390, $"the page is wider than the phone: {phone}");
+            foreach (var shot in new[] { "desktop-light.png", "desktop-dark.png", "phone.png" })
+                Assert.True(new FileInfo(Path.Combine(Screenshots, shot)).Length > 10_000, $"{shot} is missing or empty");
+            Assert.False(daemon.HasExited, "the daemon exited");
+        }
+        finally
+        {
+            daemon.Dispose();
+            try { Directory.Delete(DaemonProcess.StateDirectoryOf(net), recursive: true); } catch (IOException) { }
+        }
+    }
+
+    /// <summary>Waits until SQLite's host rows hold everything /metrics counted; returns /metrics' host totals.</summary>
+    private static Dictionary<(PortClass Class, Direction Direction), Traffic> WaitUntilFlushed(DaemonProcess daemon, string database)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            var metrics = DaemonProcess.HostSeries(daemon.Scrape()).Where(kv => kv.Value.Bytes > 0).ToDictionary();
+            var stored = File.Exists(database)
+                ? Query(database, "SELECT port || '/' || proto, sum(down_bytes), sum(up_bytes) FROM traffic_host WHERE bucket >= $f AND bucket < $t GROUP BY 1", 0, long.MaxValue)
+                : [];
+            var equal = metrics.Count > 0 && metrics.All(kv =>
+                stored.Any(s => s.Class == kv.Key.Class.ToString() && (kv.Key.Direction == Direction.Up ? s.Up : s.Down) == (long)kv.Value.Bytes));
+            if (equal) return DaemonProcess.HostSeries(daemon.Scrape());
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"SQLite did not catch up with /metrics: {string.Join(", ", stored)} vs {string.Join(", ", metrics)}\n{daemon.Log}");
+            Thread.Sleep(500);
+        }
+    }
+
+    private static List<(string Class, long Down, long Up)> Query(string database, string sql, long from, long to)
+    {
+        using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = database, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
+        connection.Open();
+        using var cmd = connection.CreateCommand();
+        cmd.CommandText = sql;
+        cmd.Parameters.AddWithValue("$f", from);
+        cmd.Parameters.AddWithValue("$t", to);
+        var rows = new List<(string, long, long)>();
+        using var r = cmd.ExecuteReader();
+        while (r.Read()) rows.Add((r.GetString(0), r.GetInt64(1), r.GetInt64(2)));
+        return rows;
+    }
+}
