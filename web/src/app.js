@@ -108,7 +108,7 @@ function drawChart(key, data) {
     height,
     legend: { live: true },
     cursor: { drag: { x: false, y: false } },
-    scales: { x: { time: true, range: () => [data.from, data.to] }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.05 : 1] } },
+    scales: { x: { time: true, range: () => [data.from, data.to] }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.05 : 125] } }, // idle: 0 to 1 kbit/s
     axes: [
       { ...axis, values: (u, ticks) => ticks.map((t) => new Date(t * 1000).toISOString().slice(data.span > 86400 * 2 ? 5 : 11, data.span > 86400 * 2 ? 10 : 16)) },
       { ...axis, size: 78, values: (u, ticks) => ticks.map((v) => bitrate(v, 0)) },

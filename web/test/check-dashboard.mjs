@@ -47,8 +47,13 @@ try {
   await page.goto(url, { waitUntil: 'load' });
   await ready(page, 'body');
   for (const id of ['#live', '#history', '#clients', '#live-chart', '#history-chart']) await ready(page, id);
+  // The daemon samples every 10 s and the page asks every 10 s: the live chart gets its first
+  // rates within about 20 s of the daemon's start.
+  await page.waitForFunction(() => Number(document.getElementById('live-chart').dataset.points) > 0, null, { timeout: 40000 });
   const result = {
     title: await page.title(),
+    livePoints: await page.$eval('#live-chart', (e) => Number(e.dataset.points)),
+    liveNow: await page.$$eval('#live-totals tbody tr', (rows) => rows.map((r) => [r.cells[1].textContent, r.cells[2].textContent])),
     live: await table(page, '#live-totals', 3, 4),
     history: await table(page, '#history-totals', 1, 2),
     range: await page.$eval('#history', (e) => ({ from: Number(e.dataset.from), to: Number(e.dataset.to) })),

@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.Json;
 using SiaExporter.Counters;
 using SiaExporter.Dashboard;
+using SiaExporter.Tests.Storage;
 using SiaExporter.Web;
 using Xunit;
 
@@ -269,5 +270,26 @@ public sealed class DashboardApiTests
         }
         using var missing = await http.GetAsync($"http://127.0.0.1:{rig.Port}/assets/nothing.js");
         Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+    }
+}
+
+/// <summary>The live chart's samples: exact rates, and a gap where the counters restarted.</summary>
+public sealed class LiveRatesTests
+{
+    [Fact]
+    public void Rates_are_bytes_per_second_between_samples_and_null_across_a_new_map_generation()
+    {
+        var live = new LiveRates(() => throw new InvalidOperationException(), TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<LiveRates>.Instance);
+        var at = DashboardRig.Now;
+        var a = StorageFixture.Snap(StorageFixture.Gen1, at, ("192.0.2.1", [1000, 0, 0, 0, 0, 0]));
+        var b = StorageFixture.Snap(StorageFixture.Gen1, at.AddSeconds(10), ("192.0.2.1", [6000, 0, 0, 0, 0, 0]));
+        var c = StorageFixture.Snap(StorageFixture.Gen2, at.AddSeconds(20), ("192.0.2.1", [10, 0, 0, 0, 0, 0]));
+        var d = StorageFixture.Snap(StorageFixture.Gen2, at.AddSeconds(25), ("192.0.2.1", [510, 0, 0, 0, 0, 0]));
+        foreach (var s in new[] { a, b, c, d }) live.Add(s);
+        var view = live.Read(PortClassSet.DefaultSet);
+        Assert.Equal([at.AddSeconds(10).ToUnixTimeSeconds(), at.AddSeconds(20).ToUnixTimeSeconds(), at.AddSeconds(25).ToUnixTimeSeconds()], view.T);
+        var down9981 = view.Series.Single(s => s.Class == "9981/tcp" && s.Direction == "down").Values;
+        Assert.Equal([500.0, null, 100.0], down9981);
+        Assert.All(view.Series.Where(s => s.Class != "9981/tcp" || s.Direction != "down"), s => Assert.Equal([0.0, null, 0.0], s.Values));
     }
 }

@@ -93,6 +93,8 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
                 Assert.Equal(up, drill.GetProperty("totals").GetProperty(cls).GetProperty("up").GetInt64());
             }
 
+            Assert.True(root.GetProperty("livePoints").GetInt32() > 0, "the live chart has rates");
+            Assert.All(root.GetProperty("liveNow").EnumerateArray(), r => Assert.All(r.EnumerateArray(), c => Assert.EndsWith("bit/s", c.GetString(), StringComparison.Ordinal)));
             Assert.Equal("dark", root.GetProperty("theme").GetString());
             Assert.True(root.GetProperty("charts").GetArrayLength() >= 3, "live, history and client charts are drawn");
             var phone = root.GetProperty("phone");
