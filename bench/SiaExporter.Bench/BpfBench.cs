@@ -47,7 +47,7 @@ public static class BpfBench
     {
         var objectPath = Environment.GetEnvironmentVariable("BPF_OBJECT") is { Length: > 0 } p ? p : "build/collector.bpf.o";
         using var reference = ReferenceObject.Build();
-        using var collector = CollectorObject.Load(new CollectorObjectOptions(objectPath, PortClassSet.DefaultSet, PinDirectory: null), NullLogger.Instance);
+        using var collector = CollectorObject.Load(new CollectorObjectOptions(objectPath, PortClassSet.DefaultSet, BpfConstants.DefaultMaxClients, PinDirectory: null), NullLogger.Instance);
 
         var knownV4 = Frame(v6: false, udp: false, src: [198, 51, 100, 7], dst: [192, 0, 2, 1], sport: 50123, dport: 9984, payload: 100);
         var knownV6 = Frame(v6: true, udp: true, src: V6(0x77), dst: V6(1), sport: 50123, dport: 9984, payload: 1200);
@@ -56,26 +56,26 @@ public static class BpfBench
         var upNonSia = Frame(v6: false, udp: false, src: [192, 0, 2, 1], dst: [198, 51, 100, 8], sport: 22, dport: 50124, payload: 1400);
 
         // Known clients: one run creates the entry, the timed runs find it.
-        BpfTestRun.Run(collector.XdpIngressFd, knownV4);
-        BpfTestRun.Run(collector.XdpIngressFd, knownV6);
-        BpfTestRun.Run(collector.TcEgressFd, upKnown);
+        BpfTestRun.Run(collector.XdpIngress, knownV4);
+        BpfTestRun.Run(collector.XdpIngress, knownV6);
+        BpfTestRun.Run(collector.TcEgress, upKnown);
 
         Console.WriteLine($"bpf bench: BPF_PROG_TEST_RUN, repeat {Repeat:N0}, median of {Rounds} rounds, kernel {Environment.OSVersion.Version}, {Environment.ProcessorCount} CPUs");
         using var full = OverflowCollector(objectPath, knownV4);
         // Rounds go round-robin over every row, so a noisy stretch on a shared machine hits them
         // all alike instead of one row's whole median.
-        var rows = new (string Name, int Fd, byte[] Packet)[]
+        var rows = new (string Name, BpfProgram Program, byte[] Packet)[]
         {
             ("empty XDP (floor)", reference.EmptyXdp, knownV4),
             ("XDP bpf_xdp_get_buff_len only", reference.BuffLenXdp, knownV4),
             ("XDP one per-CPU hash lookup (16-byte key, hit)", reference.LookupXdp, knownV4),
-            ("xdp_ingress known client IPv4 TCP 9984", collector.XdpIngressFd, knownV4),
-            ("xdp_ingress known client IPv6 UDP 9984", collector.XdpIngressFd, knownV6),
-            ("xdp_ingress non-Sia (IPv4 TCP 22)", collector.XdpIngressFd, nonSia),
-            ("xdp_ingress first-seen client (map full: overflow)", full.XdpIngressFd, knownV4),
+            ("xdp_ingress known client IPv4 TCP 9984", collector.XdpIngress, knownV4),
+            ("xdp_ingress known client IPv6 UDP 9984", collector.XdpIngress, knownV6),
+            ("xdp_ingress non-Sia (IPv4 TCP 22)", collector.XdpIngress, nonSia),
+            ("xdp_ingress first-seen client (map full: overflow)", full.XdpIngress, knownV4),
             ("empty tc (floor)", reference.EmptyTc, upKnown),
-            ("tc_egress known client IPv4 TCP 9984", collector.TcEgressFd, upKnown),
-            ("tc_egress non-Sia (IPv4 TCP 22)", collector.TcEgressFd, upNonSia),
+            ("tc_egress known client IPv4 TCP 9984", collector.TcEgress, upKnown),
+            ("tc_egress non-Sia (IPv4 TCP 22)", collector.TcEgress, upNonSia),
         };
         var ns = MeasureRoundRobin(rows);
         var byName = rows.Select((r, i) => (r.Name, ns[i])).ToDictionary(x => x.Name, x => x.Item2);
@@ -106,14 +106,14 @@ public static class BpfBench
     }
 
     /// <summary>Per row, the median over rounds of the kernel's mean ns per run over <see cref="Repeat"/> runs.</summary>
-    private static double[] MeasureRoundRobin((string Name, int Fd, byte[] Packet)[] rows)
+    private static double[] MeasureRoundRobin((string Name, BpfProgram Program, byte[] Packet)[] rows)
     {
-        foreach (var row in rows) BpfTestRun.Run(row.Fd, row.Packet, repeat: Math.Min(Repeat, 100_000)); // warm up
+        foreach (var row in rows) BpfTestRun.Run(row.Program, row.Packet, repeat: Math.Min(Repeat, 100_000)); // warm up
         var rounds = new double[rows.Length][];
         for (var i = 0; i < rows.Length; i++) rounds[i] = new double[Rounds];
         for (var r = 0; r < Rounds; r++)
             for (var i = 0; i < rows.Length; i++)
-                rounds[i][r] = BpfTestRun.Run(rows[i].Fd, rows[i].Packet, Repeat).DurationNs;
+                rounds[i][r] = BpfTestRun.Run(rows[i].Program, rows[i].Packet, Repeat).DurationNs;
         return rounds.Select(Median).ToArray();
     }
 
@@ -125,14 +125,14 @@ public static class BpfBench
         var full = CollectorObject.Load(new CollectorObjectOptions(objectPath, PortClassSet.DefaultSet, MaxClients: 1, PinDirectory: null), NullLogger.Instance);
         var other = packet.ToArray();
         other[14 + 12 + 3] ^= 0x55; // another source address takes the only entry
-        BpfTestRun.Run(full.XdpIngressFd, other);
+        BpfTestRun.Run(full.XdpIngress, other);
         return full;
     }
 
     /// <summary>Each run a client never seen: repeat=1 runs over fresh source addresses (the
     /// kernel's per-run time of a single run, which includes its timer reads, hence the empty
     /// program measured the same way as its floor).</summary>
-    private static (double FirstSeen, double Empty) MeasureFirstSeen(CollectorObject collector, int emptyFd, byte[] template)
+    private static (double FirstSeen, double Empty) MeasureFirstSeen(CollectorObject collector, BpfProgram empty, byte[] template)
     {
         const int runs = 12_000; // < MAX_CLIENTS (16384) minus what is already in the map
         var packet = template.ToArray();
@@ -143,8 +143,8 @@ public static class BpfBench
             packet[26] = 10; // 10.x.y.z: never one of the fixed clients above
             BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(28), (ushort)i);
             packet[27] = (byte)(i >> 16);
-            times[i] = BpfTestRun.Run(collector.XdpIngressFd, packet).DurationNs;
-            emptyTimes[i] = BpfTestRun.Run(emptyFd, packet).DurationNs;
+            times[i] = BpfTestRun.Run(collector.XdpIngress, packet).DurationNs;
+            emptyTimes[i] = BpfTestRun.Run(empty, packet).DurationNs;
         }
         return (Median(times), Median(emptyTimes));
     }
@@ -202,16 +202,12 @@ public static class BpfBench
     /// <summary>The reference programs, compiled with clang into a temporary directory and loaded.</summary>
     private sealed class ReferenceObject : IDisposable
     {
-        private readonly SafeBpfObjectHandle _object;
+        public required BpfProgram EmptyXdp { get; init; }
+        public required BpfProgram BuffLenXdp { get; init; }
+        public required BpfProgram LookupXdp { get; init; }
+        public required BpfProgram EmptyTc { get; init; }
 
-        private ReferenceObject(SafeBpfObjectHandle bpfObject) => _object = bpfObject;
-
-        public int EmptyXdp { get; private init; }
-        public int BuffLenXdp { get; private init; }
-        public int LookupXdp { get; private init; }
-        public int EmptyTc { get; private init; }
-
-        public static unsafe ReferenceObject Build()
+        public static ReferenceObject Build()
         {
             NativeLibraryResolver.EnsureLibBpf();
             var dir = Directory.CreateTempSubdirectory("sia-bpf-bench-");
@@ -230,12 +226,10 @@ public static class BpfBench
                     process.WaitForExit();
                     if (process.ExitCode != 0) throw new InvalidOperationException($"clang failed: {error}");
                 }
-                var handle = LibBpf.ObjectOpenFile(output, null);
-                if (handle == 0) throw new InvalidOperationException($"cannot open {output}");
-                var bpfObject = new SafeBpfObjectHandle(handle);
-                BpfErrors.Check(LibBpf.ObjectLoad(handle), "bpf_object__load(reference)");
-                int Prog(string name) => LibBpf.ProgramFd(LibBpf.ObjectFindProgramByName(bpfObject, name));
-                var reference = new ReferenceObject(bpfObject)
+                using var file = BpfObjectFile.Open(output);
+                file.Load();
+                BpfProgram Prog(string name) => (file.FindProgram(name) ?? throw new InvalidOperationException($"no program {name}")).Descriptor();
+                var reference = new ReferenceObject
                 {
                     EmptyXdp = Prog("empty_xdp"),
                     BuffLenXdp = Prog("buff_len_xdp"),
@@ -243,13 +237,10 @@ public static class BpfBench
                     EmptyTc = Prog("empty_tc"),
                 };
                 // The looked-up key exists, as a known client's does.
-                var mapFd = LibBpf.MapFd(LibBpf.ObjectFindMapByName(bpfObject, "ref_clients"));
+                using var map = (file.FindMap("ref_clients") ?? throw new InvalidOperationException("no map ref_clients")).Descriptor();
                 var key = new byte[16];
                 key[15] = 1;
-                var value = new byte[96 * LibBpf.NumPossibleCpus()];
-                fixed (byte* k = key)
-                fixed (byte* v = value)
-                    BpfErrors.Check(LibBpf.MapUpdateElem(mapFd, k, v, 0), "bpf_map_update_elem(ref_clients)");
+                map.Update(key, new byte[96 * LibBpf.NumPossibleCpus()]);
                 return reference;
             }
             finally
@@ -264,6 +255,12 @@ public static class BpfBench
             _ => "x86_64",
         };
 
-        public void Dispose() => _object.Dispose();
+        public void Dispose()
+        {
+            EmptyXdp.Dispose();
+            BuffLenXdp.Dispose();
+            LookupXdp.Dispose();
+            EmptyTc.Dispose();
+        }
     }
 }

@@ -23,8 +23,8 @@ public sealed class HookAttachmentsTests
             [new AttachedHook(veth.Host, HookAttachments.IfIndexOf(veth.Host), "xdp", "native"),
              new AttachedHook(veth.Host, HookAttachments.IfIndexOf(veth.Host), "tc", "tcx")],
             attachments.Attached);
-        Assert.Equal([ProgramId(collector.XdpIngressFd)], NetShow(veth.Host).XdpDriverIds);
-        Assert.Equal([ProgramId(collector.TcEgressFd)], TcxQuery.ProgramIds(HookAttachments.IfIndexOf(veth.Host), Hook.TcEgress));
+        Assert.Equal([ProgramId(collector.XdpIngress)], NetShow(veth.Host).XdpDriverIds);
+        Assert.Equal([ProgramId(collector.TcEgress)], TcxQuery.ProgramIds(HookAttachments.IfIndexOf(veth.Host), Hook.TcEgress));
         Assert.Empty(TcxQuery.ProgramIds(HookAttachments.IfIndexOf(veth.Host), Hook.TcIngress));
         Assert.True(File.Exists(Path.Combine(pins.Path, "links", $"{veth.Host}-xdp")));
         Assert.True(File.Exists(Path.Combine(pins.Path, "links", $"{veth.Host}-tc-egress")));
@@ -53,7 +53,7 @@ public sealed class HookAttachmentsTests
             [new AttachedHook(veth.Host, ifIndex, "tc_ingress", "tcx"), new AttachedHook(veth.Host, ifIndex, "tc", "tcx")],
             attachments.Attached);
         Assert.Empty(NetShow(veth.Host).XdpDriverIds); // no native XDP: the peer keeps its TSO
-        Assert.Equal([ProgramId(collector.TcIngressFd)], TcxQuery.ProgramIds(ifIndex, Hook.TcIngress));
+        Assert.Equal([ProgramId(collector.TcIngress)], TcxQuery.ProgramIds(ifIndex, Hook.TcIngress));
     }
 
     [KernelFact]
@@ -75,8 +75,8 @@ public sealed class HookAttachmentsTests
 
         Assert.Equal(PinnedMapsOutcome.Reused, second.MapsOutcome);
         Assert.All(again.Items, a => Assert.True(a.Adopted));
-        Assert.Equal([ProgramId(second.XdpIngressFd)], NetShow(veth.Host).XdpDriverIds);
-        Assert.Equal([ProgramId(second.TcEgressFd)], TcxQuery.ProgramIds(ifIndex, Hook.TcEgress));
+        Assert.Equal([ProgramId(second.XdpIngress)], NetShow(veth.Host).XdpDriverIds);
+        Assert.Equal([ProgramId(second.TcEgress)], TcxQuery.ProgramIds(ifIndex, Hook.TcEgress));
         var snapshot = new CounterReader(second).Read();
         var index = Array.IndexOf(snapshot.Clients, Peer);
         Assert.True(snapshot.Get(index, 0).Bytes >= 4000 * (ulong)second.PossibleCpus);
@@ -117,8 +117,8 @@ public sealed class HookAttachmentsTests
         using (var again = HookAttachments.Attach(second, [veth.Host], XdpMode.Generic, TcAttachMode.Netlink, new ListLogger()))
         {
             var tc = NetShow(veth.Host).Tc;
-            Assert.Equal([("clsact/ingress", ProgramId(second.TcIngressFd))], tc.Where(t => t.Kind.EndsWith("ingress", StringComparison.Ordinal)).ToArray());
-            Assert.Equal([("clsact/egress", ProgramId(second.TcEgressFd))], tc.Where(t => t.Kind.EndsWith("egress", StringComparison.Ordinal)).ToArray());
+            Assert.Equal([("clsact/ingress", ProgramId(second.TcIngress))], tc.Where(t => t.Kind.EndsWith("ingress", StringComparison.Ordinal)).ToArray());
+            Assert.Equal([("clsact/egress", ProgramId(second.TcEgress))], tc.Where(t => t.Kind.EndsWith("egress", StringComparison.Ordinal)).ToArray());
             Assert.Empty(NetShow(veth.Host).XdpDriverIds);
             Assert.Empty(again.FindDetached());
         }
@@ -141,7 +141,7 @@ public sealed class HookAttachmentsTests
 
         Assert.Equal(["tc_ingress/tcx", "tc/tcx"], again.Attached.Select(a => $"{a.Hook}/{a.Mode}").ToArray());
         Assert.Empty(NetShow(kept.Host).XdpDriverIds);
-        Assert.Equal([ProgramId(second.TcIngressFd)], TcxQuery.ProgramIds(HookAttachments.IfIndexOf(kept.Host), Hook.TcIngress));
+        Assert.Equal([ProgramId(second.TcIngress)], TcxQuery.ProgramIds(HookAttachments.IfIndexOf(kept.Host), Hook.TcIngress));
         Assert.Empty(NetShow(dropped.Host).XdpDriverIds);
         Assert.Empty(TcxQuery.ProgramIds(HookAttachments.IfIndexOf(dropped.Host), Hook.TcEgress));
         Assert.Equal(
@@ -160,7 +160,7 @@ public sealed class HookAttachmentsTests
         Assert.Contains("ip link", e.WhatToDo, StringComparison.Ordinal);
     }
 
-    private static uint ProgramId(int programFd) => BpfInfo.OfProgram(programFd).Id;
+    private static uint ProgramId(BpfProgram program) => program.Id;
 
     private static bool WaitFor(Func<bool> condition)
     {
