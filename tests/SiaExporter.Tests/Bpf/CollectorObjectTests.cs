@@ -99,6 +99,22 @@ public sealed class CollectorObjectTests
     }
 
     [KernelFact]
+    public void Maps_and_programs_are_descriptors_of_its_own_closed_with_it()
+    {
+        var collector = CollectorObject.Load(TestObject.Options(), new ListLogger());
+        var clients = collector.ClientsMap;
+        var xdp = collector.XdpIngress;
+        Assert.Equal(collector.Generation.MapId, clients.Info().Id); // usable after libbpf's object is closed
+        Assert.Equal(BpfConstants.ProgXdp, xdp.Info().Name[..Math.Min(15, BpfConstants.ProgXdp.Length)]);
+
+        collector.Dispose();
+
+        Assert.True(clients.IsClosed && xdp.IsClosed);
+        Assert.Throws<ObjectDisposedException>(() => clients.Info());
+        Assert.Throws<ObjectDisposedException>(() => xdp.Info());
+    }
+
+    [KernelFact]
     public void Missing_object_names_the_path_and_make_build()
     {
         var options = TestObject.Options() with { ObjectPath = "/nonexistent/natdev/collector.bpf.o" };

@@ -150,6 +150,52 @@ public sealed class HookAttachmentsTests
         Assert.True(logger.Said("no longer configured"));
     }
 
+    [KernelTheory]
+    [InlineData("tcx")]
+    [InlineData("netlink")]
+    public void A_scrape_racing_the_stop_sees_the_hooks_go_and_never_a_closed_descriptor(string tcAttachMode)
+    {
+        var tcAttach = KernelCounters.TcAttachModeOf(tcAttachMode);
+        using var veth = new VethPair();
+        using var collector = CollectorObject.Load(TestObject.Options(), new ListLogger());
+        var attachments = HookAttachments.Attach(collector, [veth.Host], XdpMode.Native, tcAttach, new ListLogger());
+        Assert.Empty(attachments.FindDetached());
+
+        // the scrape thread asks while the host's stop detaches and disposes
+        Exception? failure = null;
+        var checks = 0;
+        var stop = false;
+        var scrape = new Thread(() =>
+        {
+            try
+            {
+                while (!Volatile.Read(ref stop))
+                {
+                    attachments.FindDetached();
+                    checks++;
+                }
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+        });
+        scrape.Start();
+        Assert.True(WaitFor(() => Volatile.Read(ref checks) > 10));
+        attachments.Detach();
+        attachments.Dispose();
+        var checksAfterStop = Volatile.Read(ref checks);
+        Assert.True(WaitFor(() => Volatile.Read(ref checks) > checksAfterStop + 10));
+        Volatile.Write(ref stop, true);
+        scrape.Join();
+
+        Assert.Null(failure);
+        Assert.All(attachments.Items, a => Assert.False(a.IsAlive()));
+        Assert.Equal(attachments.Attached, attachments.FindDetached());
+        Assert.Empty(NetShow(veth.Host).XdpDriverIds);
+        Assert.Empty(NetShow(veth.Host).Tc);
+    }
+
     [KernelFact]
     public void Missing_interface_is_an_operator_error()
     {
