@@ -8,10 +8,6 @@ namespace SiaExporter.Native;
 /// </summary>
 internal abstract unsafe class BpfDescriptor : FileDescriptorHandle
 {
-    protected BpfDescriptor()
-    {
-    }
-
     protected BpfDescriptor(int fd) : base(fd)
     {
     }

@@ -6,10 +6,6 @@ namespace SiaExporter.Native;
 /// </summary>
 internal sealed unsafe class BpfLink : BpfDescriptor
 {
-    public BpfLink()
-    {
-    }
-
     private BpfLink(int fd) : base(fd)
     {
     }

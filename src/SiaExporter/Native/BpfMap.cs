@@ -11,11 +11,6 @@ namespace SiaExporter.Native;
 /// </summary>
 internal sealed unsafe class BpfMap : BpfDescriptor
 {
-    public BpfMap()
-    {
-        Name = "";
-    }
-
     private BpfMap(int fd, string name) : base(fd) => Name = name;
 
     /// <summary>The map's name, for error messages ("bpf_map_update_elem(class_info)").</summary>

@@ -5,11 +5,6 @@ internal sealed class BpfProgram : BpfDescriptor
 {
     private uint _id;
 
-    public BpfProgram()
-    {
-        Name = "";
-    }
-
     private BpfProgram(int fd, string name) : base(fd) => Name = name;
 
     public string Name { get; }
