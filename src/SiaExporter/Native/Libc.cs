@@ -22,6 +22,10 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "statfs", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     public static partial int StatFs(string path, void* buffer);
 
+    /// <summary>stat(2): 0, or -1 with errno set. <paramref name="buffer"/> holds a struct stat (512 bytes is enough).</summary>
+    [LibraryImport(Lib, EntryPoint = "stat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int Stat(string path, byte* buffer);
+
     /// <summary>Only for <see cref="FileDescriptorHandle"/>'s release: every other call takes the handle.</summary>
     [LibraryImport(Lib, EntryPoint = "close", SetLastError = true)]
     public static partial int Close(int fd);
