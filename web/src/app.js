@@ -209,6 +209,7 @@ async function loadHistory() {
   $('history').dataset.ready = '1';
   // Clients and the drill-down cover exactly the chart's range and steps.
   state.clientRange = `from=${h.from}&to=${h.to}&step=${h.step}`;
+  state.hostSpikes = h.spikes;
 }
 
 async function loadClients(range) {
@@ -242,7 +243,8 @@ async function loadClient() {
   const h = await api(`api/v1/history?${state.clientRange}&client=${encodeURIComponent(state.client)}`);
   $('client').hidden = false;
   $('client-name').textContent = state.client;
-  drawChart('client', { ...h, series: perSecond(h.series, h.step), span: h.to - h.from });
+  // The host's 9981 spikes are marked on the client's chart too: who was busy then.
+  drawChart('client', { ...h, series: perSecond(h.series, h.step), span: h.to - h.from, spikes: state.hostSpikes || [] });
   classRows($('client-totals').tBodies[0], h.classes, h.totals, [
     (c) => cell(bytes(find(h.totals, c, 'down').bytes), find(h.totals, c, 'down').bytes),
     (c) => cell(bytes(find(h.totals, c, 'up').bytes), find(h.totals, c, 'up').bytes),

@@ -57,6 +57,8 @@ try {
     live: await table(page, '#live-totals', 3, 4),
     history: await table(page, '#history-totals', 1, 2),
     range: await page.$eval('#history', (e) => ({ from: Number(e.dataset.from), to: Number(e.dataset.to) })),
+    spikes: await page.$eval('#history-chart', (e) => Number(e.dataset.spikes)),
+    historyMeta: await page.$eval('#history-meta', (e) => e.textContent),
     clients: await page.$$eval('#clients-table tbody tr[data-client]', (rows) => rows.map((r) => ({
       client: r.dataset.client, down: Number(r.cells[2].dataset.bytes), up: Number(r.cells[3].dataset.bytes),
       sparkline: r.querySelector('polyline')?.getAttribute('points')?.split(' ').length ?? 0 }))),

@@ -18,14 +18,11 @@ namespace SiaExporter.Tests.Dashboard;
 [Trait("Category", "EndToEnd")]
 public sealed class DashboardBrowserTests(ITestOutputHelper output)
 {
-    private static readonly string Script = Path.Combine(Repository.Root, "web", "test", "check-dashboard.mjs");
     private static readonly string Screenshots = Path.Combine(Repository.Root, "build", "dashboard");
 
     [KernelFact]
     public void The_page_shows_what_metrics_and_sqlite_hold_and_logs_no_error()
     {
-        Assert.True(File.Exists("/usr/bin/chromium"), "Debian's chromium is not installed (make deps-test installs it)");
-        Assert.True(File.Exists(Path.Combine(Repository.Root, "web", "node_modules", "playwright-core", "package.json")), "run make web first (npm ci in web/)");
         using var net = TestNetwork.Create(offloads: true);
         var daemon = DaemonProcess.Start(net, extraArgs: ["--flush-interval", "5s"]);
         var database = Path.Combine(DaemonProcess.StateDirectoryOf(net), "traffic.db");
@@ -36,16 +33,8 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
             var metrics = WaitUntilFlushed(daemon, database);
             output.WriteLine($"{net.Name}: traffic sent, flushed: {string.Join(", ", metrics.Select(m => $"{m.Key.Class} {m.Key.Direction.Label()} {m.Value.Bytes} B"))}");
 
-            Directory.CreateDirectory(Screenshots);
-            var url = new Uri(daemon.MetricsUri, "/").ToString();
-            var result = Shell.TryWithTimeout(TimeSpan.FromSeconds(120), "node", Script, url, Screenshots);
-            Assert.True(result.Ok, $"the browser run failed ({result.ExitCode}):\n{result.Stderr}\n{result.Stdout}");
-            using var page = JsonDocument.Parse(result.Stdout.Trim().Split('\n')[^1]);
-            var root = page.RootElement;
+            var root = Browser.Check(new Uri(daemon.MetricsUri, "/"), Screenshots);
             output.WriteLine(root.ToString());
-
-            var problems = root.GetProperty("problems").EnumerateArray().Select(p => p.GetString()).ToList();
-            Assert.True(problems.Count == 0, $"the page reported problems:\n{string.Join('\n', problems)}");
 
             // Live: the kernel's host totals, as /metrics has them (no traffic since the flush).
             var after = DaemonProcess.HostSeries(daemon.Scrape());
@@ -96,11 +85,7 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
             Assert.True(root.GetProperty("livePoints").GetInt32() > 0, "the live chart has rates");
             Assert.All(root.GetProperty("liveNow").EnumerateArray(), r => Assert.All(r.EnumerateArray(), c => Assert.EndsWith("bit/s", c.GetString(), StringComparison.Ordinal)));
             Assert.Equal("dark", root.GetProperty("theme").GetString());
-            Assert.True(root.GetProperty("charts").GetArrayLength() >= 3, "live, history and client charts are drawn");
-            var phone = root.GetProperty("phone");
-            Assert.True(phone.GetProperty("scrollWidth").GetInt32() <= 390, $"the page is wider than the phone: {phone}");
-            foreach (var shot in new[] { "desktop-light.png", "desktop-dark.png", "phone.png" })
-                Assert.True(new FileInfo(Path.Combine(Screenshots, shot)).Length > 10_000, $"{shot} is missing or empty");
+            Browser.AssertLayout(root, Screenshots);
             Assert.False(daemon.HasExited, "the daemon exited");
         }
         finally
@@ -108,6 +93,35 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
             daemon.Dispose();
             try { Directory.Delete(DaemonProcess.StateDirectoryOf(net), recursive: true); } catch (IOException) { }
         }
+    }
+
+    /// <summary>The seeded database (three days, one 9981 spike) in the browser: the spike is
+    /// marked, the numbers equal the seeded rows, and the screenshots show a realistic page
+    /// (build/dashboard/seeded/).</summary>
+    [Fact]
+    public async Task A_seeded_history_shows_its_spike_and_exact_numbers_in_the_browser()
+    {
+        await using var rig = await DashboardRig.StartAsync(realTime: true);
+        var shots = Path.Combine(Screenshots, "seeded");
+        var root = Browser.Check(new Uri($"http://127.0.0.1:{rig.Port}/"), shots);
+        output.WriteLine(root.ToString());
+        var (from, to) = (root.GetProperty("range").GetProperty("from").GetInt64(), root.GetProperty("range").GetProperty("to").GetInt64());
+        var spikes = rig.Rows.Where(r => r.Client is null && r.Class == "9981/tcp" && r.DownBytes > 300L << 20).Select(r => r.Bucket).ToList();
+        Assert.Single(spikes);
+        Assert.InRange(spikes[0], from, to - 1);
+        Assert.Equal(1, root.GetProperty("spikes").GetInt32());
+        Assert.Contains("1 9981 spike(s) marked", root.GetProperty("historyMeta").GetString(), StringComparison.Ordinal);
+        foreach (var cls in new[] { "9981/tcp", "9984/tcp", "9984/udp" })
+            foreach (var direction in new[] { "down", "up" })
+                Assert.Equal(rig.Rows.Where(r => r.Client is null && r.Class == cls && r.Bucket >= from && r.Bucket < to).Sum(r => r.Bytes(direction)),
+                    root.GetProperty("history").GetProperty(cls).GetProperty(direction).GetInt64());
+        var first = root.GetProperty("clients")[0];
+        var own = rig.Rows.Where(r => r.Client == first.GetProperty("client").GetString() && r.Bucket >= from && r.Bucket < to).ToList();
+        Assert.Equal(own.Sum(r => r.DownBytes), first.GetProperty("down").GetInt64());
+        Assert.Equal(own.Sum(r => r.UpBytes), first.GetProperty("up").GetInt64());
+        Assert.Equal(rig.Rows.Where(r => r.Client is not null && r.Bucket >= from && r.Bucket < to).Select(r => r.Client).Distinct().Count(),
+            root.GetProperty("clients").GetArrayLength());
+        Browser.AssertLayout(root, shots);
     }
 
     /// <summary>Waits until SQLite's host rows hold everything /metrics counted; returns /metrics' host totals.</summary>
@@ -141,5 +155,35 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
         using var r = cmd.ExecuteReader();
         while (r.Read()) rows.Add((r.GetString(0), r.GetInt64(1), r.GetInt64(2)));
         return rows;
+    }
+}
+
+/// <summary>Runs web/test/check-dashboard.mjs (playwright-core driving /usr/bin/chromium) on a page.</summary>
+internal static class Browser
+{
+    private static readonly string Script = Path.Combine(Repository.Root, "web", "test", "check-dashboard.mjs");
+
+    /// <summary>The script's JSON: numbers the page shows, range, clients, drill-down, layout; no problem reported.</summary>
+    public static JsonElement Check(Uri page, string screenshots)
+    {
+        Assert.True(File.Exists("/usr/bin/chromium"), "Debian's chromium is not installed (make deps-test installs it)");
+        Assert.True(File.Exists(Path.Combine(Repository.Root, "web", "node_modules", "playwright-core", "package.json")), "run make web first (npm ci in web/)");
+        Directory.CreateDirectory(screenshots);
+        var result = Shell.TryWithTimeout(TimeSpan.FromSeconds(120), "node", Script, page.ToString(), screenshots);
+        Assert.True(result.Ok, $"the browser run failed ({result.ExitCode}):\n{result.Stderr}\n{result.Stdout}");
+        using var json = JsonDocument.Parse(result.Stdout.Trim().Split('\n')[^1]);
+        var root = json.RootElement.Clone();
+        var problems = root.GetProperty("problems").EnumerateArray().Select(p => p.GetString()).ToList();
+        Assert.True(problems.Count == 0, $"the page reported problems:\n{string.Join('\n', problems)}");
+        return root;
+    }
+
+    public static void AssertLayout(JsonElement root, string screenshots)
+    {
+        Assert.True(root.GetProperty("charts").GetArrayLength() >= 3, "live, history and client charts are drawn");
+        var phone = root.GetProperty("phone");
+        Assert.True(phone.GetProperty("scrollWidth").GetInt32() <= 390, $"the page is wider than the phone: {phone}");
+        foreach (var shot in new[] { "desktop-light.png", "desktop-dark.png", "phone.png" })
+            Assert.True(new FileInfo(Path.Combine(screenshots, shot)).Length > 10_000, $"{shot} is missing or empty");
     }
 }

@@ -27,8 +27,14 @@ internal sealed record SeedDetail(long Bucket, string? Client, string Class, lon
 internal sealed class DashboardRig : IAsyncDisposable
 {
     public static readonly DateTimeOffset Now = new(2026, 3, 14, 12, 2, 0, TimeSpan.Zero);
-    public static readonly long Start = Now.ToUnixTimeSeconds() - Now.ToUnixTimeSeconds() % 300 - 3 * 86400;
-    public static readonly long SpikeBucket = Start + 2 * 86400 + 36 * 300;
+    public static readonly long Start = StartOf(Now);
+    public static readonly long SpikeBucket = SpikeOf(Start);
+
+    /// <summary>The seeded rows cover the three days before <paramref name="now"/>'s bucket.</summary>
+    public static long StartOf(DateTimeOffset now) => now.ToUnixTimeSeconds() - now.ToUnixTimeSeconds() % 300 - 3 * 86400;
+
+    /// <summary>The one 9981 spike: a day and three hours after a full day of baseline.</summary>
+    public static long SpikeOf(long start) => start + 2 * 86400 + 36 * 300;
     public static readonly string[] Clients = ["203.0.113.7", "203.0.113.99", "198.51.100.4", "2001:db8:1:2::5", "2001:db8:1:3::9", HistorySchema.OverflowClient];
 
     private readonly WebApplication _app;
@@ -50,8 +56,11 @@ internal sealed class DashboardRig : IAsyncDisposable
     public CounterSnapshot Snapshot { get; }
     public string DatabasePath => _storage.DbPath;
 
-    public static async Task<DashboardRig> StartAsync(ClientPrefix? anonymize = null, WebConfig? web = null, bool seed = true)
+    /// <param name="realTime">Seed the three days before now and serve on the system clock (for a
+    /// browser, whose ranges follow its own clock), with two live samples 10 s apart.</param>
+    public static async Task<DashboardRig> StartAsync(ClientPrefix? anonymize = null, WebConfig? web = null, bool seed = true, bool realTime = false)
     {
+        var now = realTime ? DateTimeOffset.UtcNow : Now;
         var storage = new StorageFixture();
         var rows = new List<SeedDetail>();
         Directory.CreateDirectory(Path.GetDirectoryName(storage.DbPath)!);
@@ -59,12 +68,17 @@ internal sealed class DashboardRig : IAsyncDisposable
         {
             connection.Execute("PRAGMA journal_mode=WAL");
             HistorySchema.Ensure(connection, NullLogger.Instance);
-            if (seed) Seed(connection, rows);
+            if (seed) Seed(connection, rows, StartOf(now));
         }
         var options = new CollectorOptions { SqlitePath = storage.DbPath, SiaHostname = "seeded", Anonymize = anonymize ?? ClientPrefix.None };
-        var snapshot = StorageFixture.Snap(StorageFixture.Gen1, Now, ("203.0.113.7", [5000, 6000, 7000, 8000, 9000, 10000]));
-        var time = new ManualTime(Now);
+        var snapshot = StorageFixture.Snap(StorageFixture.Gen1, now, ("203.0.113.7", [5000, 6000, 7000, 8000, 9000, 10000]));
+        TimeProvider time = realTime ? TimeProvider.System : new ManualTime(now);
         var live = new LiveRates(() => snapshot, time, NullLogger<LiveRates>.Instance);
+        if (realTime)
+        {
+            live.Add(StorageFixture.Snap(StorageFixture.Gen1, now.AddSeconds(-10), ("203.0.113.7", [1000, 2000, 3000, 4000, 5000, 6000])));
+            live.Add(snapshot);
+        }
         var api = new DashboardApi(options, () => snapshot, live, time, version: "test");
         var port = TestPki.FreePort();
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
@@ -76,23 +90,24 @@ internal sealed class DashboardRig : IAsyncDisposable
         return new DashboardRig(app, storage, rows, port, live, snapshot);
     }
 
-    private static void Seed(SqliteConnection connection, List<SeedDetail> rows)
+    private static void Seed(SqliteConnection connection, List<SeedDetail> rows, long start)
     {
+        var spikeBucket = SpikeOf(start);
         var random = new Random(13);
         string[] classes = ["9981/tcp", "9984/tcp", "9984/udp"];
         using var tx = connection.BeginTransaction();
-        for (var bucket = Start; bucket < Start + 3 * 86400; bucket += 300)
+        for (var bucket = start; bucket < start + 3 * 86400; bucket += 300)
         {
             var host = new Dictionary<string, (long Up, long Down, long UpP, long DownP)>();
             foreach (var client in Clients)
             {
-                if (random.Next(3) == 0 && !(bucket == SpikeBucket && client == Clients[0])) continue; // idle in this bucket
+                if (random.Next(3) == 0 && !(bucket == spikeBucket && client == Clients[0])) continue; // idle in this bucket
                 foreach (var cls in classes)
                 {
-                    if (random.Next(4) == 0 && !(bucket == SpikeBucket && client == Clients[0] && cls == "9981/tcp")) continue;
+                    if (random.Next(4) == 0 && !(bucket == spikeBucket && client == Clients[0] && cls == "9981/tcp")) continue;
                     var row = new SeedDetail(bucket, client, cls, random.Next(0, 2_000_000), random.Next(0, 3_000_000), random.Next(0, 2000), random.Next(0, 3000));
                     // The 9981 spike: 3 GiB more down in one bucket (over 1 MiB/s and 4 x the day's average).
-                    if (bucket == SpikeBucket && client == Clients[0] && cls == "9981/tcp")
+                    if (bucket == spikeBucket && client == Clients[0] && cls == "9981/tcp")
                         row = row with { DownBytes = row.DownBytes + (3L << 30), DownPackets = row.DownPackets + 2_000_000 };
                     Insert(connection, tx, row);
                     var h = host.GetValueOrDefault(cls);
@@ -100,7 +115,7 @@ internal sealed class DashboardRig : IAsyncDisposable
                 }
             }
             // A class of an earlier PORTS, for one client, in the first hours.
-            if (bucket < Start + 4 * 3600)
+            if (bucket < start + 4 * 3600)
             {
                 var legacy = new SeedDetail(bucket, Clients[2], "8080/tcp", 1000, 2000, 10, 20);
                 Insert(connection, tx, legacy);
