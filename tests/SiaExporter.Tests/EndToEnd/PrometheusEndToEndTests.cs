@@ -28,7 +28,10 @@ public sealed class PrometheusEndToEndTests(ITestOutputHelper output)
         try
         {
             using var daemon = DaemonProcess.Start(net, extraArgs: ["--flush-interval", "5s", "--log-interval", "2s"]);
-            using var prometheus = await PrometheusServer.StartAsync($"127.0.0.1:{daemon.MetricsUri.Port}");
+            // hostd's API replayed beside it, so the "hostd vs wire" rules and panels have a payload side.
+            using var hostd = new HostdReplay(DashboardTests.HostdPassword, DashboardTests.FakeHostdRates);
+            using var prometheus = await PrometheusServer.StartAsync($"127.0.0.1:{daemon.MetricsUri.Port}",
+                hostd: (hostd.Target, DashboardTests.HostdPassword));
             await prometheus.WaitUntilAsync(async () => (await prometheus.VectorAsync($"up{{job=\"{PrometheusServer.Job}\"}} == 1")).Count == 1,
                 TimeSpan.FromSeconds(15), () => $"no successful scrape of {prometheus.Target}:\n{prometheus.Log}");
             output.WriteLine($"{net.Name}: daemon pid {daemon.Pid} on {daemon.MetricsUri}, Prometheus up after {sw.Elapsed.TotalSeconds:F1} s");

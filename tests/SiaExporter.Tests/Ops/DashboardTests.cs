@@ -67,7 +67,8 @@ public sealed partial class DashboardTests(ITestOutputHelper output)
         var realTarget = Environment.GetEnvironmentVariable("SIA_OPS_SCRAPE_TARGET");
         var requireData = string.IsNullOrEmpty(realTarget) || Environment.GetEnvironmentVariable("SIA_OPS_REQUIRE_DATA") == "1";
         using var exposition = string.IsNullOrEmpty(realTarget) ? new FakeExporter() : null;
-        using var prometheus = await PrometheusServer.StartAsync(realTarget ?? $"127.0.0.1:{exposition!.Port}");
+        using var hostd = new HostdReplay(HostdPassword, FakeHostdRates);
+        using var prometheus = await PrometheusServer.StartAsync(realTarget ?? $"127.0.0.1:{exposition!.Port}", hostd: (hostd.Target, HostdPassword));
         await CheckEveryExpressionAsync(prometheus, output, _ => requireData);
     }
 
@@ -118,6 +119,14 @@ public sealed partial class DashboardTests(ITestOutputHelper output)
         Assert.True(bad.Count == 0, string.Join("\n", bad));
         return results;
     }
+
+    internal const string HostdPassword = "hostd api password";
+
+    /// <summary>hostd payload a little below the fake exporter's wire rates (about 1.06 wire bytes
+    /// per payload byte, as bulk TCP measures): 9981 carries 360,000 B/s down and twice that up,
+    /// 9984 tcp+udp 1,016,000 B/s down and twice that up.</summary>
+    internal static readonly HostdReplay.PayloadRates FakeHostdRates = new(
+        RhpIngress: 960_000, RhpEgress: 1_920_000, SyncerIngress: 340_000, SyncerEgress: 680_000);
 
     internal static int FreePort()
     {
