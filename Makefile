@@ -36,7 +36,7 @@ TEST_PKGS   := $(RUN_PKGS) ethtool tcpdump tshark sqlite3 iperf3 prometheus syst
 DEPS_STAMP  := $(BUILD)/.deps
 
 .PHONY: all build bpf publish run test test-unit deps deps-run deps-test bench bench-bpf probes bench-scrape \
-        bench-sqlite bench-traffic soak install uninstall clean check-dotnet
+        bench-sqlite bench-traffic soak install uninstall clean check-dotnet docs
 
 all: build
 
@@ -63,6 +63,17 @@ build: check-dotnet $(BPF_OBJ)
 	    -p:PublishAot=true -o $(BUILD) --nologo -v quiet
 	@rm -f $(BUILD)/*.dbg $(BUILD)/*.staticwebassets.endpoints.json
 	@echo "built $(BIN) and $(BPF_OBJ)"
+
+# ---------------------------------------------------------------- docs
+# collector.env.example and the settings table of docs/reference.md, from the settings table
+# (src/SiaExporter/Hosting/SettingsTable.cs); a test fails when the committed files differ.
+DOCS_RUN := $(DOTNET) run --project src/SiaExporter/SiaExporter.csproj -c Release --no-launch-profile --no-build --
+docs: check-dotnet
+	$(DOTNET) build src/SiaExporter/SiaExporter.csproj -c Release --nologo -v quiet
+	@mkdir -p $(BUILD)
+	$(DOCS_RUN) settings --env-example > $(BUILD)/collector.env.example
+	mv $(BUILD)/collector.env.example collector.env.example
+	$(DOCS_RUN) settings --update-reference $(CURDIR)/docs/reference.md
 
 # ---------------------------------------------------------------- run
 # History in ./data/traffic.db unless SQLITE_PATH says otherwise; settings from /etc/collector.env

@@ -14,7 +14,7 @@ public static class DaemonCommand
     {
         if (args.Length > 0)
             throw new SettingsException([$"run takes no arguments (got '{string.Join(' ', args)}'); settings are --kebab-case flags"]);
-        Preflight.Check(options);
+        Preflight.Check(options.Kernel);
         WebConfig? web = null;
         if (options.WebConfigFile is not null)
         {
@@ -47,6 +47,9 @@ public static class DaemonCommand
 
         var services = builder.Services;
         services.AddSingleton(options);
+        // Each component's own record, for the services that take only theirs.
+        services.AddSingleton(options.Kernel);
+        services.AddSingleton(options.Log);
         services.AddSingleton(TimeProvider.System);
         // Order matters: hosted services start in this order and stop in reverse, so the kernel
         // hooks are up before any reader starts and still up for the final flush.

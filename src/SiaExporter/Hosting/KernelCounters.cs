@@ -10,7 +10,7 @@ namespace SiaExporter.Hosting;
 /// attaches on start, detaches on stop (SIGTERM, Ctrl-C). Registered first, so it starts before
 /// and stops after everything that reads the counters (the final flush still sees them).
 /// </summary>
-public sealed class KernelCounters(CollectorOptions options, TimeProvider time, ILogger<KernelCounters> logger)
+public sealed class KernelCounters(KernelOptions options, TimeProvider time, ILogger<KernelCounters> logger)
     : IHostedService, ICounterSource, IDisposable
 {
     private CollectorObject? _collector;

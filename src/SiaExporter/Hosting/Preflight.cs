@@ -15,7 +15,7 @@ public static class Preflight
     private const int CapPerfmon = 38;
     private const int CapBpf = 39;
 
-    public static void Check(CollectorOptions options)
+    public static void Check(KernelOptions options)
     {
         RequirePrivileges(EffectiveCapabilities());
         NativeLibraryResolver.EnsureLibBpf();
