@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging.Console;
 using SiaExporter.Counters;
+using SiaExporter.Hostd;
 using SiaExporter.Metrics;
 using SiaExporter.Push;
 using SiaExporter.Storage;
@@ -43,7 +44,8 @@ public static class DaemonCommand
         builder.Host.UseSystemd();
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
         ConfigureLogging(builder.Logging);
-        builder.ConfigureCollectorEndpoint(ListenAddress.Parse(options.ListenAddress), web);
+        var listeners = Listeners.From(options.Web);
+        builder.ConfigureCollectorEndpoint(listeners, web);
 
         var services = builder.Services;
         services.AddSingleton(options);
@@ -95,15 +97,22 @@ public static class DaemonCommand
             }, sp.GetRequiredService<ILoggerFactory>().CreateLogger<MetricsExporter>());
         });
         services.AddHostedService<TopClientsLog>();
+        if (options.Hostd.Enabled)
+        {
+            services.AddSingleton(sp => new HostdPeersService(options.Hostd, sp.GetRequiredService<TimeProvider>(),
+                sp.GetRequiredService<ILogger<HostdPeersService>>()));
+            services.AddHostedService(sp => sp.GetRequiredService<HostdPeersService>());
+        }
 
         var app = builder.Build();
         MetricsExporter.ConfigureDefaultRegistry();
         var source = app.Services.GetRequiredService<SnapshotSource>();
-        app.MapSiaMetrics(app.Services.GetRequiredService<MetricsExporter>());
+        app.UseScrapeLimit(options.Web.TelemetryPath, options.Web.MaxRequests);
+        app.MapSiaMetrics(app.Services.GetRequiredService<MetricsExporter>(), options.Web.TelemetryPath);
         app.MapSiaIndexPage(new IndexPage(source.Current, options));
         app.Lifetime.ApplicationStarted.Register(() => app.Logger.LogInformation(
-            "serving /metrics on {Listen} ({Scheme}); counting {Ports} on {Interfaces}; history in {Database}",
-            options.ListenAddress, web?.Tls is null ? "http" : "https", options.Ports, string.Join(',', options.Interfaces), options.SqlitePath));
+            "serving {Path} on {Listen} ({Scheme}); counting {Ports} on {Interfaces}; history in {Database}",
+            options.Web.TelemetryPath, listeners, web?.Tls is null ? "http" : "https", options.Ports, string.Join(',', options.Interfaces), options.SqlitePath));
         return app;
     }
 
