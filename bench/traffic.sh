@@ -110,7 +110,7 @@ start_daemon() {
 	DAEMON_PID=$!
 	for _ in $(seq 150); do
 		kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$dir/daemon.log" >&2; DAEMON_PID=; die "the daemon exited during start-up (log above)"; }
-		if metrics >"$dir/start.prom" 2>/dev/null && grep -q '^sia_exporter_bpf_attached.*hook="tc".* 1$' "$dir/start.prom"; then
+		if metrics >"$dir/start.prom" 2>/dev/null && grep -q '^sia_exporter_bpf_attached.*hook="tc_egress".* 1$' "$dir/start.prom"; then
 			return 0
 		fi
 		sleep 0.1

@@ -34,7 +34,7 @@ internal enum TcAttachMode
 }
 
 /// <summary>One attached program, as reported in sia_exporter_bpf_attached.</summary>
-/// <param name="Hook">Metric label: xdp | tc_ingress | tc.</param>
+/// <param name="Hook">Metric label: xdp | tc_ingress | tc_egress.</param>
 /// <param name="Mode">native | tcx | netlink.</param>
 public sealed record AttachedHook(string Interface, int IfIndex, string Hook, string Mode);
 
@@ -45,7 +45,7 @@ internal static class HookNames
     {
         Hook.Xdp => "xdp",
         Hook.TcIngress => "tc_ingress",
-        _ => "tc",
+        _ => "tc_egress",
     };
 
     /// <summary>The suffix of the link pin: &lt;ifname&gt;-xdp, -tc-ingress, -tc-egress.</summary>

@@ -91,11 +91,12 @@ public static class DaemonCommand
                 BpfPrograms = kernel.ProgramStats,
                 Attachments = kernel.Attachments,
                 LastMapReadDuration = () => source.LastReadDuration,
-                History = () => (history.LastSuccess, history.FailureCount),
+                History = () => new HistoryHealth(history.LastSuccess, history.FailureCount),
                 Push = push is null ? null : () => sp.GetRequiredService<ApiPushService>().Status,
                 MapCapacity = options.MaxClients,
             }, sp.GetRequiredService<ILoggerFactory>().CreateLogger<MetricsExporter>());
         });
+        services.AddHostedService(sp => sp.GetRequiredService<MetricsExporter>().StateSaver);
         services.AddHostedService<TopClientsLog>();
         if (options.Hostd.Enabled)
         {

@@ -21,7 +21,7 @@ public sealed class HookAttachmentsTests
 
         Assert.Equal(
             [new AttachedHook(veth.Host, HookAttachments.IfIndexOf(veth.Host), "xdp", "native"),
-             new AttachedHook(veth.Host, HookAttachments.IfIndexOf(veth.Host), "tc", "tcx")],
+             new AttachedHook(veth.Host, HookAttachments.IfIndexOf(veth.Host), "tc_egress", "tcx")],
             attachments.Attached);
         Assert.Equal([ProgramId(collector.XdpIngressFd)], NetShow(veth.Host).XdpDriverIds);
         Assert.Equal([ProgramId(collector.TcEgressFd)], TcxQuery.ProgramIds(HookAttachments.IfIndexOf(veth.Host), Hook.TcEgress));
@@ -50,7 +50,7 @@ public sealed class HookAttachmentsTests
         var ifIndex = HookAttachments.IfIndexOf(veth.Host);
         Assert.True(HookAttachments.IsVirtual(veth.Host));
         Assert.Equal(
-            [new AttachedHook(veth.Host, ifIndex, "tc_ingress", "tcx"), new AttachedHook(veth.Host, ifIndex, "tc", "tcx")],
+            [new AttachedHook(veth.Host, ifIndex, "tc_ingress", "tcx"), new AttachedHook(veth.Host, ifIndex, "tc_egress", "tcx")],
             attachments.Attached);
         Assert.Empty(NetShow(veth.Host).XdpDriverIds); // no native XDP: the peer keeps its TSO
         Assert.Equal([ProgramId(collector.TcIngressFd)], TcxQuery.ProgramIds(ifIndex, Hook.TcIngress));
@@ -108,7 +108,7 @@ public sealed class HookAttachmentsTests
         using (var first = CollectorObject.Load(TestObject.Options(pins.Path), new ListLogger()))
         {
             var attachments = HookAttachments.Attach(first, [veth.Host], XdpMode.Generic, TcAttachMode.Netlink, new ListLogger());
-            Assert.Equal(["tc_ingress/netlink", "tc/netlink"], attachments.Attached.Select(a => $"{a.Hook}/{a.Mode}").ToArray());
+            Assert.Equal(["tc_ingress/netlink", "tc_egress/netlink"], attachments.Attached.Select(a => $"{a.Hook}/{a.Mode}").ToArray());
             Assert.Empty(attachments.FindDetached());
             attachments.ReleaseWithoutDetaching();
         }
@@ -139,7 +139,7 @@ public sealed class HookAttachmentsTests
         var logger = new ListLogger();
         using var again = HookAttachments.Attach(second, [kept.Host], XdpMode.Generic, TcAttachMode.Auto, logger);
 
-        Assert.Equal(["tc_ingress/tcx", "tc/tcx"], again.Attached.Select(a => $"{a.Hook}/{a.Mode}").ToArray());
+        Assert.Equal(["tc_ingress/tcx", "tc_egress/tcx"], again.Attached.Select(a => $"{a.Hook}/{a.Mode}").ToArray());
         Assert.Empty(NetShow(kept.Host).XdpDriverIds);
         Assert.Equal([ProgramId(second.TcIngressFd)], TcxQuery.ProgramIds(HookAttachments.IfIndexOf(kept.Host), Hook.TcIngress));
         Assert.Empty(NetShow(dropped.Host).XdpDriverIds);

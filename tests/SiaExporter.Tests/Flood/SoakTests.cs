@@ -238,7 +238,7 @@ public sealed class SoakTests(ITestOutputHelper output)
                 {
                     if (process.HasExited) throw new IOException($"the daemon exited ({process.ExitCode}) during start-up:\n{log}");
                     return Http.GetStringAsync($"http://127.0.0.1:{MetricsPort}/metrics").GetAwaiter().GetResult()
-                        .Contains($"sia_exporter_bpf_attached{{interface=\"{network.HostInterface}\",hook=\"tc\"}} 1", StringComparison.Ordinal);
+                        .Contains($"sia_exporter_bpf_attached{{interface=\"{network.HostInterface}\",hook=\"tc_egress\"}} 1", StringComparison.Ordinal);
                 }, TimeSpan.FromSeconds(20), "the daemon served no /metrics with its hooks attached within 20 s:\n" + log);
             }
             catch

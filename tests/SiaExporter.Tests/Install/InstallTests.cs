@@ -142,7 +142,7 @@ public sealed class InstallTests(ITestOutputHelper output)
                 ["LISTEN_ADDRESS"] = $"127.0.0.1:{port}",
                 ["INTERFACE"] = net.HostInterface,
             });
-            var metrics = WaitForMetrics(net, daemon, port, m => m.Contains($"sia_exporter_bpf_attached{{interface=\"{net.HostInterface}\",hook=\"tc\"}} 1"));
+            var metrics = WaitForMetrics(net, daemon, port, m => m.Contains($"sia_exporter_bpf_attached{{interface=\"{net.HostInterface}\",hook=\"tc_egress\"}} 1"));
             Assert.Contains($"sia_exporter_bpf_attached{{interface=\"{net.HostInterface}\",hook=\"tc_ingress\"}} 1", metrics); // XDP_MODE=auto on a veth: the skb path
 
             const string payload = "insinstall"; // echo adds \n: 14 + 20 + 8 + 11 = 53 B (a veth does not pad to 60)
