@@ -69,6 +69,10 @@ public sealed record HostdOptions
 public sealed record MetricsOptions
 {
     public int TopClients { get; init; } = S.MetricsTopClients.Default;
+    /// <summary>Subnets with their own sia_traffic_subnet_bytes_total series; 0: none at all.</summary>
+    public int TopSubnets { get; init; } = S.MetricsTopSubnets.Default;
+    /// <summary>The prefix lengths of a subnet (/24, /48).</summary>
+    public ClientPrefix SubnetPrefix { get; init; } = S.SubnetPrefix.Default;
     public string StateDirectory { get; init; } = S.StateDirectory.Default;
 }
 

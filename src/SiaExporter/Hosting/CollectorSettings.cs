@@ -135,6 +135,8 @@ public static class CollectorSettings
             Metrics = new MetricsOptions
             {
                 TopClients = read.Value(SettingsTable.MetricsTopClients),
+                TopSubnets = read.Value(SettingsTable.MetricsTopSubnets),
+                SubnetPrefix = read.Value(SettingsTable.SubnetPrefix),
                 StateDirectory = read.ValueOr(SettingsTable.StateDirectory,
                     () => Path.GetDirectoryName(Path.GetFullPath(sqlitePath)) ?? SettingsTable.StateDirectory.Default),
             },

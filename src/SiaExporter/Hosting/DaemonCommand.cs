@@ -98,6 +98,10 @@ public static class DaemonCommand
             }, sp.GetRequiredService<ILoggerFactory>().CreateLogger<MetricsExporter>());
         });
         services.AddHostedService(sp => sp.GetRequiredService<MetricsExporter>().StateSaver);
+        // AddSingleton, not AddHostedService: that one keeps a single registration per type, and
+        // this is the second PublicationStateSaver.
+        if (options.Metrics.TopSubnets > 0)
+            services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<MetricsExporter>().SubnetStateSaver!);
         services.AddHostedService<TopClientsLog>();
         if (options.Hostd.Enabled)
         {

@@ -120,6 +120,17 @@ public static class SettingsTable
         IsSwitch = true,
     };
 
+    public static readonly Setting<int> MetricsTopSubnets = WholeNumber("METRICS_TOP_SUBNETS", typeof(MetricsOptions), nameof(MetricsOptions.TopSubnets),
+        100, 0, 100_000,
+        "Subnets (SUBNET_PREFIX) with their own sia_traffic_subnet_bytes_total series; the rest are summed into subnet=\"other\". 0: no subnet series.");
+
+    public static readonly Setting<ClientPrefix> SubnetPrefix = new("SUBNET_PREFIX", typeof(MetricsOptions), nameof(MetricsOptions.SubnetPrefix),
+        new ClientPrefix(24, 48), ClientPrefix.Parse, v => $"/{v.IPv4Bits},/{v.IPv6Bits}",
+        "The prefix lengths of the subnet series, IPv4 then IPv6 (a coarser ANONYMIZE wins).")
+    {
+        Accepts = "/V4,/V6 prefix lengths",
+    };
+
     public static readonly Setting<string?> HostdApiUrl = new("HOSTD_API_URL", typeof(HostdOptions), nameof(HostdOptions.ApiUrl),
         null, ParseEndpoint, v => v ?? "",
         "hostd's API, e.g. http://127.0.0.1:9980/api: its syncer peers become sia_client_info{role=\"syncer_peer\"}. Off when empty.")
@@ -197,7 +208,7 @@ public static class SettingsTable
         MetricsTopClients, MaxClients, XdpMode, RetentionDays, WebConfigFile,
         BpfObject, PinDirectory, StateDirectory, ClientIdleTimeout, LogInterval, LogTop,
         FlushInterval, TcAttach, Anonymize, BpfStats,
-        WebTelemetryPath, WebSystemdSocket, WebMaxRequests, WebDisableExporterMetrics,
+        WebTelemetryPath, WebSystemdSocket, WebMaxRequests, WebDisableExporterMetrics, MetricsTopSubnets, SubnetPrefix,
         HostdApiUrl, HostdApiPassword, HostdPollInterval,
     ];
 

@@ -68,7 +68,8 @@ public sealed class MetricsExporter
         Registry = Prometheus.Metrics.NewCustomRegistry();
 
         StateSaver = new PublicationStateSaver(PublicationStateFile.PathIn(options.StateDirectory), logger);
-        _traffic = TrafficCollector.Register(Registry, options, snapshots, StateSaver, logger);
+        SubnetStateSaver = options.Metrics.TopSubnets > 0 ? new PublicationStateSaver(SubnetStatePath(options), logger) : null;
+        _traffic = TrafficCollector.Register(Registry, options, snapshots, StateSaver, SubnetStateSaver, logger);
         BpfCollector.Register(Registry, sources.BpfPrograms, sources.Attachments,
             sources.LastMapReadDuration ?? (() => _traffic.LastSnapshotDuration), sources.MapCapacity ?? options.MaxClients, logger);
         if (sources.History is { } history) HistoryCollector.Register(Registry, history);
@@ -84,6 +85,17 @@ public sealed class MetricsExporter
 
     /// <summary>Saves the publication state off the scrape path; the host runs it (start and stop).</summary>
     public PublicationStateSaver StateSaver { get; }
+
+    /// <summary>Saves the subnet series' publication state (null without subnet series); the host runs it too.</summary>
+    public PublicationStateSaver? SubnetStateSaver { get; }
+
+    /// <summary>The subnet state file; its name carries the prefix, so another SUBNET_PREFIX starts afresh
+    /// instead of reading states keyed by other subnets.</summary>
+    public static string SubnetStatePath(CollectorOptions options)
+    {
+        var prefix = TrafficCollector.EffectiveSubnetPrefix(options);
+        return Path.Combine(options.StateDirectory, $"metrics-subnets-{prefix.IPv4Bits}-{prefix.IPv6Bits}-state.bin");
+    }
 
     /// <summary>What the last traffic update took (also sia_exporter_scrape_duration_seconds).</summary>
     public TimeSpan LastUpdateDuration => _traffic.LastUpdateDuration;
