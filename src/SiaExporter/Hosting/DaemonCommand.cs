@@ -15,6 +15,9 @@ public static class DaemonCommand
     {
         if (args.Length > 0)
             throw new SettingsException([$"run takes no arguments (got '{string.Join(' ', args)}'); settings are --kebab-case flags"]);
+        // Where to serve first: socket activation without sockets is a setting problem, reported
+        // before anything touches the kernel.
+        var listeners = Listeners.From(options.Web);
         Preflight.Check(options.Kernel);
         WebConfig? web = null;
         if (options.WebConfigFile is not null)
@@ -29,12 +32,12 @@ public static class DaemonCommand
             }
         }
 
-        var app = Build(options, web);
+        var app = Build(options, web, listeners);
         await app.RunAsync().ConfigureAwait(false);
         return 0;
     }
 
-    public static WebApplication Build(CollectorOptions options, WebConfig? web)
+    public static WebApplication Build(CollectorOptions options, WebConfig? web, Listeners listeners)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
@@ -44,7 +47,6 @@ public static class DaemonCommand
         builder.Host.UseSystemd();
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
         ConfigureLogging(builder.Logging);
-        var listeners = Listeners.From(options.Web);
         builder.ConfigureCollectorEndpoint(listeners, web);
 
         var services = builder.Services;

@@ -163,12 +163,12 @@ internal sealed class WebConfigStartupFilter(Listeners listeners, WebConfig? web
         var where = listeners.ToString();
         if (web is null)
         {
-            logger.LogInformation("/metrics on http://{Address} (no WEB_CONFIG_FILE: no TLS, no password)", where);
+            logger.LogInformation("http on {Address} (no WEB_CONFIG_FILE: no TLS, no password)", where);
         }
         else
         {
             foreach (var warning in web.Warnings) logger.LogWarning("WEB_CONFIG_FILE: {Warning}", warning);
-            logger.LogInformation("/metrics on {Scheme}://{Address}; client certificates: {ClientAuth}; basic auth: {Users} user(s); config {File}",
+            logger.LogInformation("{Scheme} on {Address}; client certificates: {ClientAuth}; basic auth: {Users} user(s); config {File}",
                 web.Tls is null ? "http" : "https", where, web.Tls?.ClientAuthType.ToString() ?? "-", web.BasicAuthUsers.Count, web.Path);
             app.UseCollectorWebConfig(web);
         }

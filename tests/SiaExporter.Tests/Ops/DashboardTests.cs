@@ -23,6 +23,7 @@ public sealed partial class DashboardTests(ITestOutputHelper output)
         "sia_exporter_clients", "sia_exporter_map_capacity", "sia_exporter_map_overflow_total", "sia_exporter_bpf_attached",
         "sia_exporter_build_info", "sia_exporter_sqlite_last_success_timestamp_seconds", "sia_exporter_sqlite_flush_failures_total",
         "sia_exporter_scrape_duration_seconds", "sia_exporter_bpf_run_time_seconds_total", "sia_exporter_bpf_runs_total", "up",
+        "sia_traffic_subnet_bytes_total", "sia_client_info", "sia_exporter_hostd_api_up",
     ];
 
     [GeneratedRegex(@"^\s*-\s*record:\s*(\S+)", RegexOptions.Multiline)]
@@ -198,6 +199,17 @@ public sealed partial class DashboardTests(ITestOutputHelper output)
                     foreach (var dir in new[] { "down", "up" })
                         sb.Append($"sia_traffic_host_{metric}_total{{port=\"{Classes[c].Port}\",proto=\"{Classes[c].Proto}\",direction=\"{dir}\"}} {F(Clients.Sum(x => Math.Floor((1e9 + x.Rate[c] * (dir == "up" ? 2 : 1) * t) * perByte)))}\n");
             }
+            // Subnets: the two named clients' /24 and /48, and other, summing to the host totals.
+            Family("sia_traffic_subnet_bytes_total", "counter", "Sia traffic bytes per subnet, port class and direction.");
+            for (var c = 0; c < Classes.Length; c++)
+                foreach (var dir in new[] { "down", "up" })
+                    foreach (var ((client, rate), subnet) in Clients.Zip(new[] { "203.0.113.0/24", "2001:db8::/48", "other" }))
+                        sb.Append($"sia_traffic_subnet_bytes_total{{subnet=\"{subnet}\",port=\"{Classes[c].Port}\",proto=\"{Classes[c].Proto}\",direction=\"{dir}\"}} {F(Math.Floor(1e9 + rate[c] * (dir == "up" ? 2 : 1) * t))}\n");
+            // hostd (HOSTD_API_URL) lists the first client as a syncer peer.
+            Family("sia_client_info", "gauge", "Clients hostd lists as syncer peers.");
+            sb.Append("sia_client_info{client=\"203.0.113.7\",role=\"syncer_peer\",version=\"2.0.0\"} 1\n");
+            Family("sia_exporter_hostd_api_up", "gauge", "1 when hostd's API could be read.");
+            sb.Append("sia_exporter_hostd_api_up 1\n");
             Family("sia_exporter_clients", "gauge", "Clients in the kernel map.");
             sb.Append("sia_exporter_clients 2\n");
             Family("sia_exporter_map_capacity", "gauge", "Kernel map capacity.");
