@@ -68,6 +68,7 @@ public sealed class ExporterConventionsTests(ITestOutputHelper output)
             ]);
             SomeTraffic(net);
             var secondUri = new Uri($"http://127.0.0.1:{second}/sia/metrics");
+            var subnet = $"sia_traffic_subnet_bytes_total{{subnet=\"{string.Join('.', net.ClientV4A.ToString().Split('.')[..3])}.0/24\"";
 
             // Plain text by default, on both addresses; /metrics is not the telemetry path any more.
             string plain = "";
@@ -76,7 +77,7 @@ public sealed class ExporterConventionsTests(ITestOutputHelper output)
             {
                 plain = daemon.ScrapeText();
                 if (plain.Contains($"sia_client_info{{client=\"{net.ClientV4A}\",role=\"syncer_peer\",version=\"2.0.0\"}} 1", StringComparison.Ordinal)
-                    && plain.Contains("sia_traffic_subnet_bytes_total{subnet=", StringComparison.Ordinal)) break;
+                    && plain.Contains(subnet, StringComparison.Ordinal)) break;
                 await Task.Delay(200);
             }
             using (var r = await GetAsync(daemon.MetricsUri))
@@ -87,7 +88,7 @@ public sealed class ExporterConventionsTests(ITestOutputHelper output)
             }
             Assert.Contains($"sia_client_info{{client=\"{net.ClientV4A}\",role=\"syncer_peer\",version=\"2.0.0\"}} 1", plain);
             Assert.Contains("sia_exporter_hostd_api_up 1", plain);
-            Assert.Contains($"sia_traffic_subnet_bytes_total{{subnet=\"{string.Join('.', net.ClientV4A.ToString().Split('.')[..3])}.0/24\"", plain);
+            Assert.Contains(subnet, plain);
             Assert.DoesNotContain("process_", plain);
             Assert.DoesNotContain("# EOF", plain);
             Assert.Equal((0, ""), Promtool(plain));
