@@ -142,6 +142,9 @@ public sealed class ExporterConventionsTests(ITestOutputHelper output)
             Assert.True(lines.Count == 1, $"expected one line about hostd, got:\n{daemon.Log}");
             output.WriteLine(lines[0]);
             Assert.Equal(0, daemon.Terminate(TimeSpan.FromSeconds(15)));
+            // Both publication states were saved at stop (the subnet saver runs as its own hosted service).
+            Assert.True(File.Exists(Path.Combine(state, "metrics-state.bin")));
+            Assert.True(File.Exists(Path.Combine(state, "metrics-subnets-24-48-state.bin")));
         }
         finally
         {
