@@ -59,6 +59,23 @@ public sealed partial class DashboardTests(ITestOutputHelper output)
             Assert.True(ds is "${DS_PROMETHEUS}" or "-- Grafana --" or "sia-traffic", $"hard-coded datasource uid {ds}");
     }
 
+    [Fact]
+    public void Requires_lists_grafana_the_datasource_and_every_panel_type_used()
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(DashboardQueries.DashboardPath));
+        var requires = doc.RootElement.GetProperty("__requires").EnumerateArray()
+            .Select(r => $"{r.GetProperty("type").GetString()}:{r.GetProperty("id").GetString()}").ToHashSet();
+        Assert.Contains("grafana:grafana", requires);
+        Assert.Contains("datasource:prometheus", requires);
+        var used = doc.RootElement.GetProperty("panels").EnumerateArray().Select(p => p.GetProperty("type").GetString()!)
+            .Where(t => t != "row").ToHashSet();
+        foreach (var type in used) Assert.Contains($"panel:{type}", requires);
+        // The fleet overview row is there, with one line per instance.
+        var titles = doc.RootElement.GetProperty("panels").EnumerateArray().Select(p => p.GetProperty("title").GetString()!).ToList();
+        Assert.Contains(titles, t => t.StartsWith("Fleet overview", StringComparison.Ordinal));
+        Assert.Contains("hostd vs wire", titles);
+    }
+
     /// <summary>SIA_OPS_SCRAPE_TARGET=host:port scrapes a real daemon instead of the fake exposition;
     /// then empty results are only reported unless SIA_OPS_REQUIRE_DATA=1. (The end-to-end
     /// PrometheusEndToEndTests runs the same check against a real daemon counting real traffic.)</summary>
