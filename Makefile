@@ -193,6 +193,8 @@ aotflags_amd64 :=
 aotflags_arm64 := -p:LinkerFlavor=lld -p:SysRoot=/
 
 .PHONY: deb deb-deps deb-lint deb-reproducible test-packages FORCE
+# Kept between runs (make would delete them as intermediates of the pattern rules).
+.PRECIOUS: $(DEB_WORK)/%/publish/collector $(DEB_WORK)/%/collector.bpf.o
 
 deb: $(DIST)/SHA256SUMS deb-lint
 

@@ -11,14 +11,17 @@ debian=$here/packaging/debian
 epoch=${SOURCE_DATE_EPOCH:-$(git -C "$here" log -1 --format=%ct)}
 case $arch in amd64) triplet=x86_64-linux-gnu;; arm64) triplet=aarch64-linux-gnu;; *) echo "unknown arch $arch" >&2; exit 1;; esac
 
-work=$(dirname "$output")/.stage-$arch
+work=$(realpath -m "$publish/..")/stage     # build/deb/<arch>/stage
 root=$work/root
 rm -rf "$work"; mkdir -p "$root/DEBIAN"
 umask 022
 
 # --- files ----------------------------------------------------------------------------------------
 install -D -m 0755 "$publish/collector" "$root/usr/lib/collector/collector"
-install -D -m 0644 "$publish/libe_sqlite3.so" "$root/usr/lib/collector/libe_sqlite3.so"
+# SQLite as SQLitePCLRaw ships it, without its symbol table (dh_strip would do the same).
+install -d "$root/usr/lib/collector"
+llvm-strip --strip-unneeded -o "$root/usr/lib/collector/libe_sqlite3.so" "$publish/libe_sqlite3.so"
+chmod 0644 "$root/usr/lib/collector/libe_sqlite3.so"
 # The daemon looks for collector.bpf.o beside its binary first. Debug info stripped, BTF kept
 # (libbpf needs .BTF and .BTF.ext to load the maps and relocate).
 llvm-strip --strip-debug -o "$root/usr/lib/collector/collector.bpf.o" "$bpf_object"
@@ -44,12 +47,15 @@ commit=${DEB_COMMIT:-$(git -C "$here" rev-parse HEAD 2>/dev/null || echo unknown
 {
   echo "collector ($version) unstable; urgency=medium"
   echo
-  echo "  * Built from git commit $commit; changes are listed in NEWS.md.gz."
+  echo "  * Built from commit $commit."
   echo
   echo " -- sia-exporter maintainers <maintainers@users.noreply.b-seed-84d57de2.example>  $(LC_ALL=C date -u -R -d "@$epoch")"
 } > "$doc/changelog"
-# Policy 12.3: documentation compressed with gzip -9n (the copyright file excepted).
-find "$doc" -type f ! -name copyright ! -name '*.json' -size +4k -exec gzip -9n {} +
+# Policy 12.3: documentation compressed with gzip -9n (the copyright file excepted; the examples
+# stay as they are, ready to copy into Grafana and Prometheus).
+find "$doc" -path "$doc/examples" -prune -o -type f ! -name copyright -size +4k -exec gzip -9n {} +
+install -D -m 0644 "$debian/collector.1" "$root/usr/share/man/man1/collector.1"
+gzip -9n "$root/usr/share/man/man1/collector.1"
 [ -f "$doc/changelog" ] && gzip -9n "$doc/changelog"
 
 # --- control --------------------------------------------------------------------------------------

@@ -214,7 +214,7 @@ check "file" "ARM aarch64" "$(file -b "$arm" | grep -o 'ARM aarch64')"
 version=$(dpkg-deb -f "$deb_arm64" Version)
 out=$(qemu-aarch64-static "$arm" version 2>&1) && pass "collector version exits 0" || fail "collector version: $out"
 check "collector version (first line)" "collector $version" "$(echo "$out" | head -n1)"
-check "libbpf found (arm64 libbpf1)" yes "$(echo "$out" | grep -q '^libbpf [0-9]' && echo yes || echo no)"
+check "libbpf found (arm64 libbpf1)" yes "$(echo "$out" | grep -Eq '^libbpf v?[0-9]' && echo yes || echo no)"
 echo "$out" | sed 's/^/       /'
 rows=$(SQLITE_PATH=$run/traffic.db "$amd" --config /dev/null export --format csv | grep -c "$host_ip" || true)
 [ "$rows" -gt 0 ] && pass "the amd64 database holds $rows rows of our client" || fail "the amd64 database holds no rows of our client"
