@@ -248,7 +248,7 @@ deb-lint: $(DEBS)
 # qemu-user against the database the amd64 one wrote. ≈ 10 min from scratch, ≈ 2 min when the
 # packages and the tree are built. .ci/run runs it after make test.
 test-packages: deb
-	@scripts/ensure-packages.sh $(TEST_PACKAGES_PKGS) jq
+	@scripts/ensure-packages.sh $(TEST_PACKAGES_PKGS)
 	tests/packages/test-packages.sh $(DIST)/collector_$(DEB_VERSION)_amd64.deb $(DIST)/collector_$(DEB_VERSION)_arm64.deb
 
 # Builds both packages a second time from a clean export of HEAD in another directory and compares
