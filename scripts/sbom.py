@@ -26,19 +26,28 @@ def nuget(name, ver, sha512=None, scope="required", note=None):
     return c
 
 
+# MSBuild integration of the compiler and of the trimmer: they run at build time, nothing of them
+# is in the package. (runtime.<rid>.Microsoft.DotNet.ILCompiler of the target RID is: its static
+# runtime libraries are linked into the executable.)
+BUILD_TOOLS = {"Microsoft.DotNet.ILCompiler", "Microsoft.NET.ILLink.Tasks"}
 target = next(v for k, v in assets["targets"].items() if k.endswith("/" + rid))
-components = []
+components = {}
 for key, lib in sorted(assets["libraries"].items()):
     if lib.get("type") != "package" or key not in target:
         continue
     name, ver = key.split("/", 1)
-    components.append(nuget(name, ver, lib.get("sha512")))
+    tool = name in BUILD_TOOLS
+    c = nuget(name, ver, lib.get("sha512"), scope="excluded" if tool else "required", note="build tool" if tool else None)
+    components.setdefault(c["bom-ref"], c)
 for framework in assets["project"]["frameworks"].values():
     for d in sorted(framework.get("downloadDependencies", []), key=lambda d: d["name"]):
         ver = d["version"].strip("[]").split(",")[0].strip()
-        tool = "ILCompiler" in d["name"]
-        components.append(nuget(d["name"], ver, scope="excluded" if tool else "required",
-                                note="Native AOT compiler (build tool)" if tool else "runtime pack compiled into the executable"))
+        # The ILCompiler of another RID is the compiler running on the build machine.
+        tool = "ILCompiler" in d["name"] and f".{rid}." not in f".{d['name']}."
+        c = nuget(d["name"], ver, scope="excluded" if tool else "required",
+                  note="Native AOT compiler on the build machine (build tool)" if tool else "compiled into the executable")
+        components.setdefault(c["bom-ref"], c)
+components = list(components.values())
 
 control = subprocess.run(["dpkg-deb", "-f", deb, "Depends"], check=True, capture_output=True, text=True).stdout.strip()
 for dep in [d.strip() for d in control.split(",") if d.strip()]:

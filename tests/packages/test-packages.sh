@@ -209,9 +209,20 @@ exchange; check_counts 3 "after kill -9"
 # The history the amd64 build wrote, for the arm64 binary below (a consistent copy of a live WAL database).
 sqlite3 "$root/var/lib/collector/traffic.db" ".backup '$run/traffic.db'"
 
-# ------------------------------------------------------------------------------------------ purge
-say "apt purge"
+# ------------------------------------------------------------------------------------------ remove, purge
 kill "$echo_pid"; echo_pid=""
+say "apt remove"
+if in_ct env DEBIAN_FRONTEND=noninteractive apt-get remove -y -q collector > "$run/apt-remove.log" 2>&1; then
+  pass "apt remove"
+else
+  fail "apt remove"; cat "$run/apt-remove.log"
+fi
+check "collector.service after remove" inactive "$(in_ct systemctl is-active collector || true)"
+check "programs on host0's TCX hooks after remove (prerm)" "ingress 0 egress 0" "$(in_ct_net python3 "$here/tests/packages/tcx_count.py" host0)"
+check "pinned counters kept by remove" present "$([ -e "$run/bpffs/collector/clients" ] && echo present || echo absent)"
+check "/etc/collector.env kept by remove (conffile)" present "$(in_ct test -f /etc/collector.env && echo present || echo absent)"
+
+say "apt purge"
 if in_ct env DEBIAN_FRONTEND=noninteractive apt-get purge -y -q collector > "$run/apt-purge.log" 2>&1; then
   pass "apt purge"
 else
