@@ -243,6 +243,23 @@ container_pids=$(readlink "/proc/$leader/ns/pid")
 check "collector processes in the container" "" "$(for p in /proc/[0-9]*; do
   [ "$(readlink "$p/ns/pid" 2>/dev/null)" = "$container_pids" ] && [ "$(cat "$p/comm" 2>/dev/null)" = collector ] && echo "${p#/proc/}"; done)"
 
+# ------------------------------------------------------------------------------------------ no systemd
+# The same package where systemd does not run (a chroot, as when an image is built): installed,
+# neither enabled nor started; purged without a trace. No /proc, /sys or /run/systemd in there.
+say "dpkg -i and --purge in a chroot, where systemd does not run"
+chrooted=$run/chroot
+mkdir -p "$chrooted"; tar -C "$chrooted" -xf "$tarball"
+cp "$deb_amd64" "$chrooted/root/"
+chroot_files() { (cd "$chrooted" && find . \( -path ./var/lib/dpkg -o -path ./var/log -o -path ./var/cache -o -path ./root \) -prune -o -print | LC_ALL=C sort); }
+chroot_files > "$run/chroot-before"
+if chroot "$chrooted" dpkg -i "/root/$(basename "$deb_amd64")" > "$run/chroot-install.log" 2>&1; then pass "dpkg -i"; else fail "dpkg -i"; cat "$run/chroot-install.log"; fi
+check "postinst says systemd is not running" yes "$(grep -q 'systemd is not running' "$run/chroot-install.log" && echo yes || echo no)"
+check "enabled without systemd" "" "$(find "$chrooted/etc/systemd/system" -name collector.service)"
+check "installed" "ii" "$(chroot "$chrooted" dpkg-query -W -f='${db:Status-Abbrev}' collector | tr -d ' ')"
+if chroot "$chrooted" dpkg --purge collector > "$run/chroot-purge.log" 2>&1; then pass "dpkg --purge"; else fail "dpkg --purge"; cat "$run/chroot-purge.log"; fi
+chroot_files > "$run/chroot-after"
+check "files left by install + purge without systemd" "" "$(diff "$run/chroot-before" "$run/chroot-after" | grep '^[<>]' | tr '\n' ' ')"
+
 # ------------------------------------------------------------------------------------------ arm64
 say "arm64 under qemu-user ($(basename "$deb_arm64"))"
 dpkg-deb -x "$deb_arm64" "$run/arm64"; dpkg-deb -x "$deb_amd64" "$run/amd64"
