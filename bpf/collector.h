@@ -51,6 +51,9 @@
 #define COLLECTOR_PROG_XDP "xdp_ingress"
 #define COLLECTOR_PROG_TC_EGRESS "tc_egress"
 #define COLLECTOR_PROG_TC_INGRESS "tc_ingress"
+/* The tc programs for links without a link header (tun, WireGuard, PPP, raw IP). */
+#define COLLECTOR_PROG_TC_EGRESS_L3 "tc_egress_l3"
+#define COLLECTOR_PROG_TC_INGRESS_L3 "tc_ingress_l3"
 
 /* Key of `clients`: the remote address, IPv4 as v4-mapped IPv6 (::ffff:a.b.c.d). */
 struct client_key {

@@ -64,6 +64,10 @@ internal sealed unsafe class CollectorObject : IDisposable
     public int XdpIngressFd { get; private set; }
     public int TcEgressFd { get; private set; }
     public int TcIngressFd { get; private set; }
+    /// <summary>tc_egress for links without a link header (tun, WireGuard, PPP, raw IP).</summary>
+    public int TcEgressL3Fd { get; private set; }
+    /// <summary>tc_ingress for links without a link header.</summary>
+    public int TcIngressL3Fd { get; private set; }
 
     /// <summary>Kernel memory of the per-CPU `clients` map: capacity × round_up(value, 8) × possible CPUs.</summary>
     public long ClientsMapBytes => (long)Capacity * KernelSizes.PerCpuStride(ValueSize) * PossibleCpus;
@@ -116,6 +120,8 @@ internal sealed unsafe class CollectorObject : IDisposable
         var xdp = FindProgram(BpfConstants.ProgXdp);
         var tcEgress = FindProgram(BpfConstants.ProgTcEgress);
         var tcIngress = FindProgram(BpfConstants.ProgTcIngress);
+        var tcEgressL3 = FindProgram(BpfConstants.ProgTcEgressL3);
+        var tcIngressL3 = FindProgram(BpfConstants.ProgTcIngressL3);
 
         Check(LibBpf.MapSetValueSize(clients, (uint)ValueSize), "bpf_map__set_value_size(clients)");
         Check(LibBpf.MapSetValueSize(aggregates, (uint)ValueSize), "bpf_map__set_value_size(aggregates)");
@@ -144,6 +150,8 @@ internal sealed unsafe class CollectorObject : IDisposable
         XdpIngressFd = LibBpf.ProgramFd(xdp);
         TcEgressFd = LibBpf.ProgramFd(tcEgress);
         TcIngressFd = LibBpf.ProgramFd(tcIngress);
+        TcEgressL3Fd = LibBpf.ProgramFd(tcEgressL3);
+        TcIngressL3Fd = LibBpf.ProgramFd(tcIngressL3);
         Capacity = (int)LibBpf.MapMaxEntries(clients);
         PossibleCpus = BpfErrors.Check(LibBpf.NumPossibleCpus(), "libbpf_num_possible_cpus");
 
@@ -223,6 +231,8 @@ internal sealed unsafe class CollectorObject : IDisposable
         BpfConstants.ProgXdp => XdpIngressFd,
         BpfConstants.ProgTcEgress => TcEgressFd,
         BpfConstants.ProgTcIngress => TcIngressFd,
+        BpfConstants.ProgTcEgressL3 => TcEgressL3Fd,
+        BpfConstants.ProgTcIngressL3 => TcIngressL3Fd,
         _ => throw new ArgumentException($"no program '{name}'", nameof(name)),
     };
 

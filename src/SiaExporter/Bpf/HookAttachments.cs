@@ -38,7 +38,8 @@ internal sealed class HookAttachments : IDisposable
     {
         if (interfaces.Count == 0)
             throw new OperatorException("no interface to attach to", "set INTERFACE (see `ip link`)");
-        var resolved = interfaces.Distinct(StringComparer.Ordinal).Select(name => (Name: name, IfIndex: IfIndexOf(name))).ToArray();
+        var resolved = interfaces.Distinct(StringComparer.Ordinal)
+            .Select(name => (Name: name, IfIndex: IfIndexOf(name), Link: LinkType.Require(name))).ToArray();
         var linksDirectory = collector.Options.PinDirectory is { } pinDirectory ? LinksDirectory(pinDirectory) : null;
         if (linksDirectory is not null) Directory.CreateDirectory(linksDirectory);
 
@@ -46,10 +47,10 @@ internal sealed class HookAttachments : IDisposable
         var attachments = new List<HookAttachment>();
         try
         {
-            foreach (var (name, ifIndex) in resolved)
+            foreach (var (name, ifIndex, link) in resolved)
             {
-                attachments.Add(attacher.AttachIngress(name, ifIndex, xdpMode));
-                attachments.Add(attacher.AttachEgress(name, ifIndex));
+                attachments.Add(link.IsL3 ? attacher.AttachL3Ingress(name, ifIndex, link, xdpMode) : attacher.AttachIngress(name, ifIndex, xdpMode));
+                attachments.Add(attacher.AttachEgress(name, ifIndex, link));
             }
             if (linksDirectory is not null)
                 DetachUnused(linksDirectory, attachments.Select(a => a.PinPath).OfType<string>().ToHashSet(StringComparer.Ordinal), logger);
@@ -189,7 +190,21 @@ internal sealed class HookAttachments : IDisposable
             }
         }
 
-        public HookAttachment AttachEgress(string name, int ifIndex) => AttachTc(name, ifIndex, Hook.TcEgress, collector.TcEgressFd);
+        public HookAttachment AttachEgress(string name, int ifIndex, LinkType link) =>
+            AttachTc(name, ifIndex, Hook.TcEgress, link.IsL3 ? collector.TcEgressL3Fd : collector.TcEgressFd);
+
+        /// <summary>A link without an Ethernet header (tun, WireGuard, PPP, raw IP): ingress on the
+        /// skb path. tun runs an XDP program only on TAP frames, WireGuard and PPP have no native XDP.</summary>
+        public HookAttachment AttachL3Ingress(string name, int ifIndex, LinkType link, XdpMode xdpMode)
+        {
+            if (xdpMode == XdpMode.Native)
+                throw new OperatorException($"native XDP cannot count '{name}': a {link} link has no Ethernet header and no native XDP for IP packets",
+                    "set XDP_MODE=auto (its ingress is counted on the skb path)");
+            logger.LogInformation("{Interface} has link type {LinkType} (no link header): counting IP packet bytes with {Ingress} and {Egress}",
+                name, link, BpfConstants.ProgTcIngressL3, BpfConstants.ProgTcEgressL3);
+            RemoveOtherIngress(name, ifIndex, Hook.TcIngress);
+            return AttachTc(name, ifIndex, Hook.TcIngress, collector.TcIngressL3Fd);
+        }
 
         private HookAttachment AttachSkbIngress(string name, int ifIndex)
         {
