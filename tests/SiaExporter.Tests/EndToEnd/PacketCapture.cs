@@ -33,9 +33,12 @@ public sealed partial class PacketCapture : IDisposable
 
     public sealed record Stats(long Captured, long ReceivedByFilter, long DroppedByKernel);
 
-    public static PacketCapture Start(TestNetwork net, string path)
+    public static PacketCapture Start(TestNetwork net, string path) => Start(net.Namespace, net.PeerInterface, path);
+
+    /// <summary>tcpdump on <paramref name="interfaceName"/> in <paramref name="netns"/> (null: this namespace).</summary>
+    public static PacketCapture Start(string? netns, string interfaceName, string path)
     {
-        var psi = new ProcessStartInfo("ip")
+        var psi = new ProcessStartInfo(netns is null ? "tcpdump" : "ip")
         {
             RedirectStandardError = true,
             RedirectStandardOutput = true,
@@ -43,7 +46,9 @@ public sealed partial class PacketCapture : IDisposable
         };
         // `ip netns exec` execs tcpdump in place: the pid we hold is tcpdump's. -Z root: Debian's
         // tcpdump otherwise drops to user tcpdump and may not write the file.
-        foreach (var a in new[] { "netns", "exec", net.Namespace, "tcpdump", "-i", net.PeerInterface, "-w", path,
+        if (netns is not null)
+            foreach (var a in new[] { "netns", "exec", netns, "tcpdump" }) psi.ArgumentList.Add(a);
+        foreach (var a in new[] { "-i", interfaceName, "-w", path,
                      "-U", "--immediate-mode", "-s", SnapLength.ToString(System.Globalization.CultureInfo.InvariantCulture), "-B", "65536", "-n", "-Z", "root" })
             psi.ArgumentList.Add(a);
         var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start tcpdump");
