@@ -4,6 +4,7 @@
  * counters for a Sia host.
  *
  *   xdp_ingress  (XDP)        DOWN: frames received, one frame per packet
+ *   xdp_rx_vlan  (XDP)        the same, device-bound, adding tags the NIC stripped
  *   tc_egress    (tc / TCX)   UP:   frames sent, GSO-exact via wire_len
  *   tc_ingress   (tc / TCX)   DOWN fallback where native XDP is unavailable
  *   tc_egress_l3, tc_ingress_l3  the same two on links without a link header
@@ -477,18 +478,38 @@ static __always_inline void count(struct frame *f, __u64 bytes, __u64 packets)
 		add(v, f->slot, bytes, packets);
 }
 
-SEC("xdp")
-int xdp_ingress(struct xdp_md *ctx)
+/*
+ * XDP ingress, one body: `stripped_tags` (a constant) adds the 4 bytes of a
+ * VLAN tag the NIC stripped (linktypes.h); only the device-bound xdp_rx_vlan
+ * may ask for them.
+ */
+static __always_inline int count_xdp(struct xdp_md *ctx, int stripped_tags)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct frame f;
+	__u64 bytes;
 
 	if (classify_frame(ctx, 1, LINK_ETHERNET, data, data_end, COLLECTOR_DIR_DOWN, 0, &f) != PARSE_OK)
 		return XDP_PASS;
 	/* Whole frame, including fragments of a multi-buffer frame. */
-	count(&f, bpf_xdp_get_buff_len(ctx), 1);
+	bytes = bpf_xdp_get_buff_len(ctx);
+	if (stripped_tags)
+		bytes += stripped_vlan_bytes(ctx);
+	count(&f, bytes, 1);
 	return XDP_PASS;
+}
+
+SEC("xdp")
+int xdp_ingress(struct xdp_md *ctx)
+{
+	return count_xdp(ctx, 0);
+}
+
+SEC("xdp")
+int xdp_rx_vlan(struct xdp_md *ctx)
+{
+	return count_xdp(ctx, 1);
 }
 
 #define PULL_LEN 128

@@ -54,6 +54,8 @@
 /* The tc programs for links without a link header (tun, WireGuard, PPP, raw IP). */
 #define COLLECTOR_PROG_TC_EGRESS_L3 "tc_egress_l3"
 #define COLLECTOR_PROG_TC_INGRESS_L3 "tc_ingress_l3"
+/* xdp_ingress, device-bound: also counts the VLAN tag the NIC stripped (rx-vlan-offload). */
+#define COLLECTOR_PROG_XDP_RX_VLAN "xdp_rx_vlan"
 
 /* Key of `clients`: the remote address, IPv4 as v4-mapped IPv6 (::ffff:a.b.c.d). */
 struct client_key {

@@ -138,4 +138,26 @@ static __always_inline int l3_start_of(void *data, void *data_end, enum link_kin
 	return l3_of_ethernet(data, data_end, s);
 }
 
+/*
+ * A VLAN tag the NIC stripped on receive (rx-vlan-offload) is not in the XDP
+ * frame, but it was on the wire, and tc_egress/tc_ingress count it (through
+ * skb->vlan_present). The XDP RX metadata kfunc (kernel >= 6.8) asks the
+ * driver: 0 when it stripped a tag, -ENODATA when there was none,
+ * -EOPNOTSUPP when the driver does not implement it (veth, mlx5, ice do).
+ * Only a device-bound program may call it (loaded with prog_ifindex and
+ * BPF_F_XDP_DEV_BOUND_ONLY), so it lives in its own program, xdp_rx_vlan,
+ * which the loader loads per interface; __weak so that the object still
+ * loads on a kernel without it (the loader then never loads xdp_rx_vlan).
+ */
+extern int bpf_xdp_metadata_rx_vlan_tag(const struct xdp_md *ctx, __be16 *vlan_proto,
+					__u16 *vlan_tci) __ksym __weak;
+
+static __always_inline __u32 stripped_vlan_bytes(struct xdp_md *ctx)
+{
+	__be16 proto;
+	__u16 tci;
+
+	return bpf_xdp_metadata_rx_vlan_tag(ctx, &proto, &tci) == 0 ? 4 : 0;
+}
+
 #endif /* COLLECTOR_LINKTYPES_H */

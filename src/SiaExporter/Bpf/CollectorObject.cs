@@ -126,7 +126,10 @@ internal sealed unsafe class CollectorObject : IDisposable
         Check(LibBpf.MapSetValueSize(clients, (uint)ValueSize), "bpf_map__set_value_size(clients)");
         Check(LibBpf.MapSetValueSize(aggregates, (uint)ValueSize), "bpf_map__set_value_size(aggregates)");
         Check(LibBpf.MapSetMaxEntries(clients, (uint)Options.MaxClients), "bpf_map__set_max_entries(clients)");
-        WriteSlotCount(path);
+        WriteSlotCount(_object, path, SlotCount);
+        // Loaded per interface, device-bound, by DeviceBoundXdp; here it would be refused.
+        var rxVlan = LibBpf.ObjectFindProgramByName(_object, BpfConstants.ProgXdpRxVlan);
+        if (rxVlan != 0) Check(LibBpf.ProgramSetAutoload(rxVlan, false), "bpf_program__set_autoload(xdp_rx_vlan)");
 
         if (Options.PinDirectory is { } pinDirectory)
             PrepareForPinnedMaps(pinDirectory, logger, (clients, aggregates, classes));
@@ -164,10 +167,11 @@ internal sealed unsafe class CollectorObject : IDisposable
         Generation = new MapGeneration(BootId(), BpfInfo.OfMap(ClientsMapFd).Id);
     }
 
-    private unsafe void WriteSlotCount(string path)
+    /// <summary>n_slots into the .rodata image of <paramref name="bpfObject"/> (before its load).</summary>
+    internal static unsafe void WriteSlotCount(SafeBpfObjectHandle bpfObject, string path, int slotCount)
     {
         nint rodata = 0;
-        for (var map = LibBpf.ObjectNextMap(_object, 0); map != 0; map = LibBpf.ObjectNextMap(_object, map))
+        for (var map = LibBpf.ObjectNextMap(bpfObject, 0); map != 0; map = LibBpf.ObjectNextMap(bpfObject, map))
             if (LibBpf.MapName(map).EndsWith(".rodata", StringComparison.Ordinal)) rodata = map;
         if (rodata == 0)
             throw new OperatorException($"{path} has no .rodata (struct collector_config); it does not match this collector", "rebuild it with `make build`");
@@ -175,7 +179,7 @@ internal sealed unsafe class CollectorObject : IDisposable
         var image = LibBpf.MapInitialValue(rodata, &size);
         if (image == null || size < (nuint)sizeof(CollectorConfig))
             throw new OperatorException($"{path} has a .rodata of {size} bytes, too small for struct collector_config", "rebuild it with `make build`");
-        ((CollectorConfig*)image)->NSlots = (uint)SlotCount;
+        ((CollectorConfig*)image)->NSlots = (uint)slotCount;
     }
 
     private void PrepareForPinnedMaps(string pinDirectory, ILogger logger, (nint Clients, nint Aggregates, nint Classes) maps)
@@ -235,6 +239,9 @@ internal sealed unsafe class CollectorObject : IDisposable
         BpfConstants.ProgTcIngressL3 => TcIngressL3Fd,
         _ => throw new ArgumentException($"no program '{name}'", nameof(name)),
     };
+
+    /// <summary>The fd of this object's map <paramref name="name"/> (valid while the object lives).</summary>
+    public int MapFd(string name) => LibBpf.MapFd(FindMap(name));
 
     private nint FindMap(string name)
     {

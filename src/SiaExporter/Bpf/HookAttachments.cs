@@ -167,7 +167,9 @@ internal sealed class HookAttachments : IDisposable
             }
             try
             {
-                var attachment = AttachLink(name, ifIndex, Hook.Xdp, AttachMode.Native, collector.XdpIngressFd);
+                // the link holds the program: a device-bound one's object may go once it is attached
+                using var deviceBound = LoadRxVlanProgram(name, ifIndex);
+                var attachment = AttachLink(name, ifIndex, Hook.Xdp, AttachMode.Native, deviceBound?.ProgramFd ?? collector.XdpIngressFd);
                 RemoveOtherIngress(name, ifIndex, Hook.Xdp);
                 return attachment;
             }
@@ -187,6 +189,29 @@ internal sealed class HookAttachments : IDisposable
             {
                 throw new OperatorException($"native XDP cannot be attached to '{name}' ({e.ErrnoName})",
                     "use a driver with XDP support or set XDP_MODE=auto", e);
+            }
+        }
+
+        /// <summary>With rx-vlan-offload on, the NIC strips tags before XDP sees the frame: xdp_rx_vlan,
+        /// loaded for this device, asks the driver for them. Null (plain xdp_ingress) when the offload is
+        /// off or the kernel refuses the device-bound program.</summary>
+        private DeviceBoundXdp? LoadRxVlanProgram(string name, int ifIndex)
+        {
+            if (NetDevice.VlanOffload(name) is not { Rx: true }) return null;
+            try
+            {
+                var program = DeviceBoundXdp.Load(collector, ifIndex);
+                logger.LogInformation("{Interface} strips VLAN tags on receive (rx-vlan-offload on): its XDP program {Program} adds the 4 bytes " +
+                    "of each stripped tag, as the driver reports them (drivers without the XDP RX VLAN metadata count such frames 4 B short)",
+                    name, BpfConstants.ProgXdpRxVlan);
+                return program;
+            }
+            catch (BpfException e)
+            {
+                logger.LogWarning("{Interface} strips VLAN tags on receive (rx-vlan-offload on) but {Program} cannot be loaded for it ({Errno}; kernel < 6.8?): " +
+                    "XDP counts each frame whose tag was stripped 4 B short of the wire; XDP_MODE=generic or `ethtool -K {Interface} rxvlan off` counts them whole",
+                    name, BpfConstants.ProgXdpRxVlan, e.ErrnoName, name);
+                return null;
             }
         }
 

@@ -18,9 +18,6 @@ namespace SiaExporter.Tests.EndToEnd;
 [Trait("Category", "EndToEnd")]
 public sealed class TunEndToEndTests(ITestOutputHelper output)
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
-    private static readonly byte[] Pattern = Enumerable.Range(0, 65536).Select(b => (byte)(b * 13 + 5)).ToArray();
-
     private sealed record Counting(CollectorObject Collector, HookAttachments Attachments, CounterReader Reader, ListLogger Log) : IDisposable
     {
         public static Counting Start(string interfaceName, XdpMode xdpMode = XdpMode.Auto)
@@ -61,10 +58,10 @@ public sealed class TunEndToEndTests(ITestOutputHelper output)
         {
             foreach (var (host, client) in new[] { (tun.HostV4, tun.ClientV4), (tun.HostV6, tun.ClientV6) })
             {
-                TcpInbound(tun, host, client, 9981, clientSends: 200_000, hostSends: 300_000);
-                TcpInbound(tun, host, client, 9984, clientSends: 50_000, hostSends: 20_000);
-                TcpDialOut(tun, host, client, 9984, hostSends: 120_000, peerSends: 80_000);
-                UdpExchange(tun, host, client, 9984, datagrams: 60);
+                SocketTraffic.TcpInbound(tun.InNamespace, host, client, 9981, clientSends: 200_000, hostSends: 300_000);
+                SocketTraffic.TcpInbound(tun.InNamespace, host, client, 9984, clientSends: 50_000, hostSends: 20_000);
+                SocketTraffic.TcpDialOut(tun.InNamespace, host, client, 9984, hostSends: 120_000, peerSends: 80_000);
+                SocketTraffic.UdpExchange(tun.InNamespace, host, client, 9984, datagrams: 60);
             }
             Thread.Sleep(300);
             capture.Stop();
@@ -97,7 +94,7 @@ public sealed class TunEndToEndTests(ITestOutputHelper output)
 
         // one UDP exchange is counted in both directions
         var before = counting.Reader.Read();
-        UdpExchange(tun, tun.HostV4, tun.ClientV4, 9984, datagrams: 3);
+        SocketTraffic.UdpExchange(tun.InNamespace, tun.HostV4, tun.ClientV4, 9984, datagrams: 3);
         var counted = IpCaptureTruth.Delta(before, counting.Reader.Read());
         var client = ClientAddress.Parse(tun.ClientV4.ToString());
         var udp = PortClassSet.DefaultSet.IndexOf(PortClass.Parse("9984/udp"));
@@ -127,81 +124,4 @@ public sealed class TunEndToEndTests(ITestOutputHelper output)
     }
 
     private static int Libc_IfIndex(string name) => HookAttachments.IfIndexOf(name);
-
-    private static void TcpInbound(TunPair tun, IPAddress host, IPAddress client, int port, int clientSends, int hostSends)
-    {
-        using var listener = new Socket(host.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(host, port));
-        listener.Listen(1);
-        using var c = tun.InNamespace.Run(() => new Socket(host.AddressFamily, SocketType.Stream, ProtocolType.Tcp));
-        c.Connect(new IPEndPoint(host, port));
-        using var s = listener.Accept();
-        Exchange(c, s, clientSends, hostSends);
-    }
-
-    private static void TcpDialOut(TunPair tun, IPAddress host, IPAddress peer, int port, int hostSends, int peerSends)
-    {
-        using var listener = tun.InNamespace.Run(() =>
-        {
-            var l = new Socket(peer.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-            l.Bind(new IPEndPoint(peer, port));
-            l.Listen(1);
-            return l;
-        });
-        using var h = new Socket(host.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        h.Bind(new IPEndPoint(host, 0));
-        h.Connect(new IPEndPoint(peer, port));
-        using var p = listener.Accept();
-        Exchange(h, p, hostSends, peerSends);
-    }
-
-    /// <summary><paramref name="a"/> sends, then <paramref name="b"/> answers; both read to the end.</summary>
-    private static void Exchange(Socket a, Socket b, int aSends, int bSends)
-    {
-        var first = Task.Run(() => { Send(a, aSends); a.Shutdown(SocketShutdown.Send); return ReadToEnd(a); });
-        var second = Task.Run(() => { var got = ReadToEnd(b); Send(b, bSends); b.Shutdown(SocketShutdown.Send); return got; });
-        Assert.True(Task.WaitAll([first, second], Timeout), "TCP exchange timed out");
-        Assert.Equal(bSends, first.Result);
-        Assert.Equal(aSends, second.Result);
-    }
-
-    private static void Send(Socket s, int count)
-    {
-        for (var left = count; left > 0;)
-            left -= s.Send(Pattern, 0, Math.Min(left, Pattern.Length), SocketFlags.None);
-    }
-
-    private static int ReadToEnd(Socket s)
-    {
-        var buffer = new byte[65536];
-        var total = 0;
-        for (int n; (n = s.Receive(buffer)) > 0;) total += n;
-        return total;
-    }
-
-    /// <summary>Lockstep request/reply datagrams (sizes 1..1200) from the client to the host's <paramref name="port"/>.</summary>
-    private static void UdpExchange(TunPair tun, IPAddress host, IPAddress client, int port, int datagrams)
-    {
-        using var h = new Socket(host.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
-        h.Bind(new IPEndPoint(host, port));
-        h.ReceiveTimeout = (int)Timeout.TotalMilliseconds;
-        using var c = tun.InNamespace.Run(() =>
-        {
-            var s = new Socket(client.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
-            s.Bind(new IPEndPoint(client, 0));
-            return s;
-        });
-        c.ReceiveTimeout = (int)Timeout.TotalMilliseconds;
-        var buffer = new byte[2048];
-        for (var i = 0; i < datagrams; i++)
-        {
-            var request = 1 + i * 997 % 1200;
-            var reply = 1 + i * 389 % 1200;
-            c.SendTo(Pattern.AsSpan(0, request), new IPEndPoint(host, port));
-            EndPoint from = new IPEndPoint(client.AddressFamily == AddressFamily.InterNetwork ? IPAddress.Any : IPAddress.IPv6Any, 0);
-            Assert.Equal(request, h.ReceiveFrom(buffer, ref from));
-            h.SendTo(Pattern.AsSpan(0, reply), from);
-            Assert.Equal(reply, c.Receive(buffer));
-        }
-    }
 }
