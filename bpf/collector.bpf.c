@@ -500,13 +500,19 @@ static __always_inline int count_xdp(struct xdp_md *ctx, int stripped_tags)
 	return XDP_PASS;
 }
 
-SEC("xdp")
+/*
+ * xdp.frags (BPF_F_XDP_HAS_FRAGS, kernel 5.18): the program takes multi-buffer
+ * frames, so a driver accepts it at a jumbo MTU (veth refuses a program without
+ * it once the peer's MTU exceeds a page). The headers are parsed in the first
+ * buffer only; bpf_xdp_get_buff_len() counts every buffer of the frame.
+ */
+SEC("xdp.frags")
 int xdp_ingress(struct xdp_md *ctx)
 {
 	return count_xdp(ctx, 0);
 }
 
-SEC("xdp")
+SEC("xdp.frags")
 int xdp_rx_vlan(struct xdp_md *ctx)
 {
 	return count_xdp(ctx, 1);

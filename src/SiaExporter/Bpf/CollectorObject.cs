@@ -130,6 +130,9 @@ internal sealed unsafe class CollectorObject : IDisposable
         // Loaded per interface, device-bound, by DeviceBoundXdp; here it would be refused.
         var rxVlan = LibBpf.ObjectFindProgramByName(_object, BpfConstants.ProgXdpRxVlan);
         if (rxVlan != 0) Check(LibBpf.ProgramSetAutoload(rxVlan, false), "bpf_program__set_autoload(xdp_rx_vlan)");
+        // A kernel without multi-buffer XDP refuses the flag: load single-buffer (no jumbo frames on native XDP)
+        if (!KernelFeatures.Probe().HasXdpFrags)
+            Check(LibBpf.ProgramSetFlags(xdp, LibBpf.ProgramFlags(xdp) & ~ProgramFlags.XdpHasFrags), "bpf_program__set_flags(xdp_ingress)");
 
         if (Options.PinDirectory is { } pinDirectory)
             PrepareForPinnedMaps(pinDirectory, logger, (clients, aggregates, classes));

@@ -173,11 +173,12 @@ internal sealed class HookAttachments : IDisposable
                 RemoveOtherIngress(name, ifIndex, Hook.Xdp);
                 return attachment;
             }
-            catch (BpfException e) when (xdpMode == XdpMode.Auto && e.Errno is Errno.EOPNOTSUPP or Errno.EINVAL or Errno.ENOTSUPP)
+            // ERANGE: an MTU above what the driver's XDP takes (a driver, or a kernel < 5.18, without multi-buffer XDP)
+            catch (BpfException e) when (xdpMode == XdpMode.Auto && e.Errno is Errno.EOPNOTSUPP or Errno.EINVAL or Errno.ENOTSUPP or Errno.ERANGE)
             {
                 logger.LogWarning(
-                    "native XDP is not available on {Interface} ({Errno}); counting its ingress with tc_ingress on the skb path instead",
-                    name, e.ErrnoName);
+                    "native XDP is not available on {Interface} ({Errno}, MTU {Mtu}); counting its ingress with tc_ingress on the skb path instead",
+                    name, e.ErrnoName, NetDevice.Mtu(name));
                 return AttachSkbIngress(name, ifIndex);
             }
             catch (BpfException e) when (e.Errno == Errno.EBUSY)

@@ -10,6 +10,11 @@ internal sealed record KernelFeatures(Version KernelVersion, bool HasBtf)
 
     public bool HasTcx => KernelVersion >= TcxKernel;
 
+    /// <summary>Multi-buffer XDP programs (BPF_F_XDP_HAS_FRAGS, SEC("xdp.frags")).</summary>
+    public static readonly Version XdpFragsKernel = new(5, 18);
+
+    public bool HasXdpFrags => KernelVersion >= XdpFragsKernel;
+
     public static KernelFeatures Probe() =>
         new(Environment.OSVersion.Version, File.Exists("/sys/kernel/btf/vmlinux"));
 

@@ -64,8 +64,8 @@ internal static class SocketTraffic
         return total;
     }
 
-    /// <summary>Lockstep request/reply datagrams (sizes 1..1200) from the client to the host's <paramref name="port"/>.</summary>
-    public static void UdpExchange(NamespaceThread clients, IPAddress host, IPAddress client, int port, int datagrams)
+    /// <summary>Lockstep request/reply datagrams (sizes 1..<paramref name="maxSize"/>) from the client to the host's <paramref name="port"/>.</summary>
+    public static void UdpExchange(NamespaceThread clients, IPAddress host, IPAddress client, int port, int datagrams, int maxSize = 1200)
     {
         using var h = new Socket(host.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
         h.Bind(new IPEndPoint(host, port));
@@ -77,11 +77,11 @@ internal static class SocketTraffic
             return s;
         });
         c.ReceiveTimeout = (int)Timeout.TotalMilliseconds;
-        var buffer = new byte[2048];
+        var buffer = new byte[65536];
         for (var i = 0; i < datagrams; i++)
         {
-            var request = 1 + i * 997 % 1200;
-            var reply = 1 + i * 389 % 1200;
+            var request = 1 + i * 997 % maxSize;
+            var reply = 1 + i * 389 % maxSize;
             c.SendTo(Pattern.AsSpan(0, request), new IPEndPoint(host, port));
             EndPoint from = new IPEndPoint(client.AddressFamily == AddressFamily.InterNetwork ? IPAddress.Any : IPAddress.IPv6Any, 0);
             Assert.Equal(request, h.ReceiveFrom(buffer, ref from));
