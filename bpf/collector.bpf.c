@@ -7,6 +7,7 @@
  *   xdp_rx_vlan  (XDP)        the same, device-bound, adding tags the NIC stripped
  *   tc_egress    (tc / TCX)   UP:   frames sent, GSO-exact via wire_len
  *   tc_ingress   (tc / TCX)   DOWN fallback where native XDP is unavailable
+ *   qdisc_drop   (tp_btf)     UP dropped by a qdisc after tc_egress counted it (qdiscdrops.h)
  *   tc_egress_l3, tc_ingress_l3  the same two on links without a link header
  *                (tun, WireGuard, PPP, raw IP): they count IP packet bytes
  *
@@ -623,3 +624,6 @@ int tc_ingress_l3(struct __sk_buff *skb)
 {
 	return count_ingress(skb, LINK_L3);
 }
+
+/* What a shaping qdisc dropped of the counted up traffic (its own program and maps). */
+#include "qdiscdrops.h"

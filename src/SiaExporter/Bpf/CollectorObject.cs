@@ -68,6 +68,8 @@ internal sealed unsafe class CollectorObject : IDisposable
     public int TcEgressL3Fd { get; private set; }
     /// <summary>tc_ingress for links without a link header.</summary>
     public int TcIngressL3Fd { get; private set; }
+    /// <summary>qdisc_drop (tp_btf/kfree_skb); -1 on a kernel without drop reasons (&lt; 5.17), where it is not loaded.</summary>
+    public int QdiscDropFd { get; private set; } = -1;
 
     /// <summary>Kernel memory of the per-CPU `clients` map: capacity × round_up(value, 8) × possible CPUs.</summary>
     public long ClientsMapBytes => (long)Capacity * KernelSizes.PerCpuStride(ValueSize) * PossibleCpus;
@@ -130,6 +132,10 @@ internal sealed unsafe class CollectorObject : IDisposable
         // Loaded per interface, device-bound, by DeviceBoundXdp; here it would be refused.
         var rxVlan = LibBpf.ObjectFindProgramByName(_object, BpfConstants.ProgXdpRxVlan);
         if (rxVlan != 0) Check(LibBpf.ProgramSetAutoload(rxVlan, false), "bpf_program__set_autoload(xdp_rx_vlan)");
+        // qdisc_drop reads the kfree_skb tracepoint's drop reason (kernel 5.17); older: not loaded
+        var qdiscDrop = FindProgram(BpfConstants.ProgQdiscDrop);
+        if (!KernelFeatures.Probe().HasDropReasons) Check(LibBpf.ProgramSetAutoload(qdiscDrop, false), "bpf_program__set_autoload(qdisc_drop)");
+        Check(LibBpf.MapSetValueSize(FindMap(BpfConstants.MapQdiscDrops), (uint)ValueSize), "bpf_map__set_value_size(qdisc_drops)");
         // A kernel without multi-buffer XDP refuses the flag: load single-buffer (no jumbo frames on native XDP)
         if (!KernelFeatures.Probe().HasXdpFrags)
             Check(LibBpf.ProgramSetFlags(xdp, LibBpf.ProgramFlags(xdp) & ~ProgramFlags.XdpHasFrags), "bpf_program__set_flags(xdp_ingress)");
@@ -158,6 +164,7 @@ internal sealed unsafe class CollectorObject : IDisposable
         TcIngressFd = LibBpf.ProgramFd(tcIngress);
         TcEgressL3Fd = LibBpf.ProgramFd(tcEgressL3);
         TcIngressL3Fd = LibBpf.ProgramFd(tcIngressL3);
+        QdiscDropFd = KernelFeatures.Probe().HasDropReasons ? LibBpf.ProgramFd(qdiscDrop) : -1;
         Capacity = (int)LibBpf.MapMaxEntries(clients);
         PossibleCpus = BpfErrors.Check(LibBpf.NumPossibleCpus(), "libbpf_num_possible_cpus");
 

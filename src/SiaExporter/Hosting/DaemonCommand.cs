@@ -97,6 +97,8 @@ public static class DaemonCommand
         MetricsExporter.ConfigureDefaultRegistry();
         var source = app.Services.GetRequiredService<SnapshotSource>();
         app.MapSiaMetrics(app.Services.GetRequiredService<MetricsExporter>());
+        QdiscDropMetrics.Register(app.Services.GetRequiredService<MetricsExporter>().Registry, options.Ports,
+            app.Services.GetRequiredService<KernelCounters>().QdiscDrops);
         app.MapSiaIndexPage(new IndexPage(source.Current, options));
         app.Lifetime.ApplicationStarted.Register(() => app.Logger.LogInformation(
             "serving /metrics on {Listen} ({Scheme}); counting {Ports} on {Interfaces}; history in {Database}",

@@ -36,3 +36,12 @@ internal static class ProgramFlags
     /// <summary>BPF_F_XDP_DEV_BOUND_ONLY: a device-bound XDP program (may call XDP RX metadata kfuncs).</summary>
     public const uint XdpDevBoundOnly = 1U << 6;
 }
+
+/// <summary>Attaching tracing programs.</summary>
+internal static partial class LibBpf
+{
+    /// <summary>BPF_RAW_TRACEPOINT_OPEN: attaches a tp_btf program (name null: the one it was loaded for).
+    /// Returns a link fd the caller owns, or a negative errno.</summary>
+    [LibraryImport(Lib, EntryPoint = "bpf_raw_tracepoint_open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int RawTracepointOpen(string? name, int programFd);
+}
