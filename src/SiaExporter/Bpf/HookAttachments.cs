@@ -65,6 +65,12 @@ internal sealed class HookAttachments : IDisposable
         foreach (var a in attachments)
             logger.LogInformation("counting {Interface} {Hook} ({Mode}{Adopted})", a.Interface, a.Hook.Label(), a.Mode.Label(),
                 a.Adopted ? ", took over the pinned link" : "");
+        foreach (var (name, _, _) in resolved)
+        {
+            var ingress = attachments.First(a => a.Interface == name && a.Hook != Hook.TcEgress);
+            logger.LogInformation("interface {Interface}: {Properties}; ingress on {Ingress}", name, InterfaceDescription.Of(name).Properties,
+                ingress.Hook == Hook.Xdp ? "native XDP" : "the skb path");
+        }
         return new HookAttachments(attachments, logger);
     }
 

@@ -58,6 +58,27 @@ public static class Commands
         Console.Out.WriteLine(kernel.ToString());
         Console.Out.WriteLine($"bpffs {(BpfFileSystem.IsMounted() ? "mounted at /sys/fs/bpf" : "not mounted (the daemon mounts it)")}");
         Console.Out.WriteLine($"ports default {Counters.PortClassSet.Default}");
+        foreach (var line in InterfaceLines(values)) Console.Out.WriteLine(line);
         return 0;
+    }
+
+    /// <summary>One line per configured interface (INTERFACE, else the default route's): what it is
+    /// and how its ingress would be counted. Settings that do not parse leave these out.</summary>
+    private static IEnumerable<string> InterfaceLines(IReadOnlyDictionary<string, string> values)
+    {
+        CollectorOptions options;
+        try
+        {
+            options = CollectorSettings.Parse(values);
+        }
+        catch (SettingsException)
+        {
+            yield break;
+        }
+        foreach (var name in options.Interfaces)
+        {
+            var description = InterfaceDescription.Of(name);
+            yield return $"interface {name}: {description.Properties}; ingress: {description.PlannedIngress(options.XdpMode)}";
+        }
     }
 }
