@@ -23,7 +23,9 @@ public sealed class HookAttachmentsTests
             [new AttachedHook(veth.Host, HookAttachments.IfIndexOf(veth.Host), "xdp", "native"),
              new AttachedHook(veth.Host, HookAttachments.IfIndexOf(veth.Host), "tc", "tcx")],
             attachments.Attached);
-        Assert.Equal([ProgramId(collector.XdpIngressFd)], NetShow(veth.Host).XdpDriverIds);
+        // the veth strips VLAN tags (rx-vlan-offload on): its XDP program is xdp_rx_vlan, loaded for it
+        Assert.Equal([XdpProgramId(attachments)], NetShow(veth.Host).XdpDriverIds);
+        Assert.NotEqual(ProgramId(collector.XdpIngressFd), XdpProgramId(attachments));
         Assert.Equal([ProgramId(collector.TcEgressFd)], TcxQuery.ProgramIds(HookAttachments.IfIndexOf(veth.Host), Hook.TcEgress));
         Assert.Empty(TcxQuery.ProgramIds(HookAttachments.IfIndexOf(veth.Host), Hook.TcIngress));
         Assert.True(File.Exists(Path.Combine(pins.Path, "links", $"{veth.Host}-xdp")));
@@ -75,7 +77,7 @@ public sealed class HookAttachmentsTests
 
         Assert.Equal(PinnedMapsOutcome.Reused, second.MapsOutcome);
         Assert.All(again.Items, a => Assert.True(a.Adopted));
-        Assert.Equal([ProgramId(second.XdpIngressFd)], NetShow(veth.Host).XdpDriverIds);
+        Assert.Equal([XdpProgramId(again)], NetShow(veth.Host).XdpDriverIds);
         Assert.Equal([ProgramId(second.TcEgressFd)], TcxQuery.ProgramIds(ifIndex, Hook.TcEgress));
         var snapshot = new CounterReader(second).Read();
         var index = Array.IndexOf(snapshot.Clients, Peer);
@@ -161,6 +163,9 @@ public sealed class HookAttachmentsTests
     }
 
     private static uint ProgramId(int programFd) => BpfInfo.OfProgram(programFd).Id;
+
+    /// <summary>The program on the XDP hook, as the attacher recorded it (xdp_ingress, or xdp_rx_vlan loaded for the device).</summary>
+    private static uint XdpProgramId(HookAttachments attachments) => attachments.Items.Single(a => a.Hook == Hook.Xdp).ProgramId;
 
     private static bool WaitFor(Func<bool> condition)
     {
