@@ -230,7 +230,7 @@ internal sealed class HookAttachments : IDisposable
         public HookAttachment AttachL3Ingress(string name, int ifIndex, LinkType link, XdpMode xdpMode)
         {
             if (xdpMode == XdpMode.Native)
-                throw new OperatorException($"native XDP cannot count '{name}': a {link} link has no Ethernet header and no native XDP for IP packets",
+                throw new OperatorException($"native XDP cannot count '{name}': its link type ({link}) has no Ethernet header and no native XDP for IP packets",
                     "set XDP_MODE=auto (its ingress is counted on the skb path)");
             logger.LogInformation("{Interface} has link type {LinkType} (no link header): counting IP packet bytes with {Ingress} and {Egress}",
                 name, link, BpfConstants.ProgTcIngressL3, BpfConstants.ProgTcEgressL3);

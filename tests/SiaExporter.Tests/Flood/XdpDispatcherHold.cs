@@ -29,6 +29,8 @@ internal sealed class XdpDispatcherHold : IDisposable
         try
         {
             Shell.Run("ip", "link", "add", Host, "type", "veth", "peer", "name", Peer);
+            // with rx-vlan-offload on, native XDP would get xdp_rx_vlan (loaded for this device), not xdp_ingress
+            Shell.Run("ethtool", "-K", Host, "rxvlan", "off");
             var hooks = HookAttachments.Attach(collector, [Host], XdpMode.Native, TcAttachMode.Auto, new ListLogger());
             return new XdpDispatcherHold(hooks);
         }
