@@ -8,11 +8,6 @@ internal static unsafe partial class LibBpf
     [LibraryImport(Lib, EntryPoint = "bpf_object__next_program")]
     public static partial nint ObjectNextProgram(SafeBpfObjectHandle bpfObject, nint previousProgram);
 
-    [LibraryImport(Lib, EntryPoint = "bpf_program__name")]
-    private static partial byte* ProgramNameNative(nint program);
-
-    public static string ProgramName(nint program) => Marshal.PtrToStringUTF8((nint)ProgramNameNative(program)) ?? "";
-
     /// <summary>false: bpf_object__load skips this program.</summary>
     [LibraryImport(Lib, EntryPoint = "bpf_program__set_autoload")]
     public static partial int ProgramSetAutoload(nint program, [MarshalAs(UnmanagedType.U1)] bool autoload);
@@ -43,5 +38,5 @@ internal static partial class LibBpf
     /// <summary>BPF_RAW_TRACEPOINT_OPEN: attaches a tp_btf program (name null: the one it was loaded for).
     /// Returns a link fd the caller owns, or a negative errno.</summary>
     [LibraryImport(Lib, EntryPoint = "bpf_raw_tracepoint_open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    public static partial int RawTracepointOpen(string? name, int programFd);
+    public static partial int RawTracepointOpen(string? name, BpfProgram program);
 }

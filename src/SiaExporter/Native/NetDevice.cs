@@ -7,7 +7,6 @@ namespace SiaExporter.Native;
 /// </summary>
 internal static unsafe class NetDevice
 {
-    private const int AfInet = 2, SockDgram = 2, SockCloexec = 0x80000;
     private const ulong SiocGetHardwareAddress = 0x8927;
     private const ulong SiocGetMtu = 0x8921;
     private const ulong SiocEthtool = 0x8946;
@@ -50,15 +49,7 @@ internal static unsafe class NetDevice
         if (name.Length > 15) return false;
         new Span<byte>(request, 16).Clear();
         name.CopyTo(new Span<byte>(request, 16));
-        var fd = Libc.Socket(AfInet, SockDgram | SockCloexec, 0);
-        if (fd < 0) return false;
-        try
-        {
-            return Libc.Ioctl(fd, command, request) == 0;
-        }
-        finally
-        {
-            Libc.Close(fd);
-        }
+        using var socket = Libc.InterfaceQuerySocket();
+        return socket is not null && Libc.Ioctl(socket, command, request) == 0;
     }
 }

@@ -17,14 +17,16 @@ namespace SiaExporter.Tests.EndToEnd;
 public sealed partial class PacketCapture : IDisposable
 {
     private readonly Process _process;
-    private readonly StringBuilder _stderr = new();
-    private readonly TaskCompletionSource _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly StringBuilder _stderr;
+    private readonly TaskCompletionSource _listening;
     private bool _stopped;
 
-    private PacketCapture(Process process, string path)
+    private PacketCapture(Process process, string path, StringBuilder stderr, TaskCompletionSource listening)
     {
         _process = process;
         Path = path;
+        _stderr = stderr;
+        _listening = listening;
     }
 
     public string Path { get; }
@@ -38,30 +40,22 @@ public sealed partial class PacketCapture : IDisposable
     /// <summary>tcpdump on <paramref name="interfaceName"/> in <paramref name="netns"/> (null: this namespace).</summary>
     public static PacketCapture Start(string? netns, string interfaceName, string path)
     {
-        var psi = new ProcessStartInfo(netns is null ? "tcpdump" : "ip")
-        {
-            RedirectStandardError = true,
-            RedirectStandardOutput = true,
-            UseShellExecute = false,
-        };
+        var stderr = new StringBuilder();
+        var listening = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         // `ip netns exec` execs tcpdump in place: the pid we hold is tcpdump's. -Z root: Debian's
-        // tcpdump otherwise drops to user tcpdump and may not write the file.
-        if (netns is not null)
-            foreach (var a in new[] { "netns", "exec", netns, "tcpdump" }) psi.ArgumentList.Add(a);
-        foreach (var a in new[] { "-i", interfaceName, "-w", path,
-                     "-U", "--immediate-mode", "-s", SnapLength.ToString(System.Globalization.CultureInfo.InvariantCulture), "-B", "65536", "-n", "-Z", "root" })
-            psi.ArgumentList.Add(a);
-        var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start tcpdump");
-        var capture = new PacketCapture(p, path);
-        p.ErrorDataReceived += (_, e) =>
+        // tcpdump otherwise drops to user tcpdump and may not write the file. It writes frames to the
+        // file, so every line of output is its stderr.
+        string[] tcpdump = ["-i", interfaceName, "-w", path,
+            "-U", "--immediate-mode", "-s", SnapLength.ToString(System.Globalization.CultureInfo.InvariantCulture), "-B", "65536", "-n", "-Z", "root"];
+        var p = netns is null
+            ? Shell.Start("tcpdump", tcpdump, onLine: OnLine)
+            : Shell.Start("ip", ["netns", "exec", netns, "tcpdump", .. tcpdump], onLine: OnLine);
+        void OnLine(string line)
         {
-            if (e.Data is null) return;
-            lock (capture._stderr) capture._stderr.Append(e.Data).Append('\n');
-            if (e.Data.Contains("listening on", StringComparison.Ordinal)) capture._listening.TrySetResult();
-        };
-        p.OutputDataReceived += (_, _) => { };
-        p.BeginErrorReadLine();
-        p.BeginOutputReadLine();
+            lock (stderr) stderr.Append(line).Append('\n');
+            if (line.Contains("listening on", StringComparison.Ordinal)) listening.TrySetResult();
+        }
+        var capture = new PacketCapture(p, path, stderr, listening);
         var ready = Task.WhenAny(capture._listening.Task, p.WaitForExitAsync()).WaitAsync(TimeSpan.FromSeconds(10));
         try
         {
@@ -90,7 +84,7 @@ public sealed partial class PacketCapture : IDisposable
     {
         if (_stopped) throw new InvalidOperationException("already stopped");
         _stopped = true;
-        Libc.kill(_process.Id, Libc.SIGINT);
+        Shell.Signal(_process, Libc.SIGINT);
         if (!_process.WaitForExit(TimeSpan.FromSeconds(15)))
         {
             _process.Kill();
@@ -115,7 +109,7 @@ public sealed partial class PacketCapture : IDisposable
     {
         if (!_process.HasExited)
         {
-            Libc.kill(_process.Id, Libc.SIGINT);
+            Shell.Signal(_process, Libc.SIGINT);
             if (!_process.WaitForExit(TimeSpan.FromSeconds(5))) _process.Kill();
         }
         _process.Dispose();

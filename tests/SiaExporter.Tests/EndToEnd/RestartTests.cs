@@ -87,7 +87,7 @@ public sealed class RestartTests(ITestOutputHelper output)
     private static void AssertOnePerHook(HookCensus census, XdpMode xdpMode, CollectorUnderTest under)
     {
         var collector = under.Object;
-        uint Id(int fd) => SiaExporter.Native.BpfInfo.OfProgram(fd).Id;
+        uint Id(SiaExporter.Native.BpfProgram program) => program.Id;
         if (xdpMode == XdpMode.Native)
         {
             // the veth strips VLAN tags (rx-vlan-offload): XDP runs xdp_rx_vlan, loaded for it
@@ -98,9 +98,9 @@ public sealed class RestartTests(ITestOutputHelper output)
         else
         {
             Assert.Empty(census.Xdp);
-            Assert.Equal([Id(collector.TcIngressFd)], census.TcxIngress);
+            Assert.Equal([Id(collector.TcIngress)], census.TcxIngress);
         }
-        Assert.Equal([Id(collector.TcEgressFd)], census.TcxEgress);
+        Assert.Equal([Id(collector.TcEgress)], census.TcxEgress);
         Assert.Empty(census.NetlinkTc);
     }
 }

@@ -89,8 +89,8 @@ public sealed class TunEndToEndTests(ITestOutputHelper output)
         using var counting = Counting.Start(tun.HostInterface);
         var ingress = TcxQuery.ProgramIds(Libc_IfIndex(tun.HostInterface), Hook.TcIngress);
         var egress = TcxQuery.ProgramIds(Libc_IfIndex(tun.HostInterface), Hook.TcEgress);
-        Assert.Equal([SiaExporter.Native.BpfInfo.OfProgram(counting.Collector.TcIngressL3Fd).Id], ingress);
-        Assert.Equal([SiaExporter.Native.BpfInfo.OfProgram(counting.Collector.TcEgressL3Fd).Id], egress);
+        Assert.Equal([counting.Collector.TcIngressL3.Id], ingress);
+        Assert.Equal([counting.Collector.TcEgressL3.Id], egress);
 
         // one UDP exchange is counted in both directions
         var before = counting.Reader.Read();

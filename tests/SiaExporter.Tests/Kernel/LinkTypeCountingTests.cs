@@ -1,5 +1,6 @@
 using SiaExporter.Bpf;
 using SiaExporter.Counters;
+using SiaExporter.Native;
 using Xunit;
 
 namespace SiaExporter.Tests.Kernel;
@@ -23,8 +24,8 @@ public sealed class LinkTypeCountingTests
         Egress,
     }
 
-    private static int FdOf(KernelCounting k, L3Hook hook) =>
-        hook == L3Hook.Egress ? k.Collector.TcEgressL3Fd : k.Collector.TcIngressL3Fd;
+    private static BpfProgram ProgramOf(KernelCounting k, L3Hook hook) =>
+        hook == L3Hook.Egress ? k.Collector.TcEgressL3 : k.Collector.TcIngressL3;
 
     private static Direction DirectionOf(L3Hook hook) => hook == L3Hook.Egress ? Direction.Up : Direction.Down;
 
@@ -46,7 +47,7 @@ public sealed class LinkTypeCountingTests
 
     private static void RunL3(KernelCounting k, L3Hook hook, byte[] packet, int repeat = 1)
     {
-        var result = BpfTestRun.Run(FdOf(k, hook), packet, repeat, new SkBuffFields());
+        var result = BpfTestRun.Run(ProgramOf(k, hook), packet, repeat, new SkBuffFields());
         Assert.Equal(KernelCounting.TcUnspec, result.ReturnValue);
     }
 
@@ -194,9 +195,11 @@ public sealed class LinkTypeCountingTests
     public void The_loader_hands_out_the_l3_programs()
     {
         using var k = new KernelCounting();
-        Assert.True(k.Collector.TcEgressL3Fd > 0);
-        Assert.True(k.Collector.TcIngressL3Fd > 0);
-        Assert.Equal(k.Collector.TcEgressL3Fd, k.Collector.ProgramFd(BpfConstants.ProgTcEgressL3));
-        Assert.Equal(k.Collector.TcIngressL3Fd, k.Collector.ProgramFd(BpfConstants.ProgTcIngressL3));
+        Assert.Equal(BpfConstants.ProgTcEgressL3, k.Collector.TcEgressL3.Name);
+        Assert.Equal(BpfConstants.ProgTcIngressL3, k.Collector.TcIngressL3.Name);
+        Assert.NotEqual(0u, k.Collector.TcEgressL3.Id);
+        Assert.NotEqual(k.Collector.TcEgressL3.Id, k.Collector.TcIngressL3.Id);
+        Assert.Same(k.Collector.TcEgressL3, k.Collector.Program(BpfConstants.ProgTcEgressL3));
+        Assert.Same(k.Collector.TcIngressL3, k.Collector.Program(BpfConstants.ProgTcIngressL3));
     }
 }

@@ -196,7 +196,7 @@ public sealed partial class DashboardTests(ITestOutputHelper output)
             Family("sia_exporter_map_overflow_total", "counter", "Clients that found the map full.");
             sb.Append("sia_exporter_map_overflow_total 0\n");
             Family("sia_exporter_bpf_attached", "gauge", "1 when the program is attached.");
-            sb.Append("sia_exporter_bpf_attached{interface=\"lo\",hook=\"xdp\"} 1\nsia_exporter_bpf_attached{interface=\"lo\",hook=\"tc\"} 1\n");
+            sb.Append("sia_exporter_bpf_attached{interface=\"lo\",hook=\"xdp\"} 1\nsia_exporter_bpf_attached{interface=\"lo\",hook=\"tc_egress\"} 1\n");
             Family("sia_exporter_build_info", "gauge", "Version and hostname.");
             sb.Append("sia_exporter_build_info{version=\"0.1.0\",hostname=\"ops-test\"} 1\n");
             Family("sia_exporter_sqlite_last_success_timestamp_seconds", "gauge", "Last successful SQLite flush.");

@@ -6,7 +6,7 @@ using Xunit;
 
 namespace SiaExporter.Tests.Metrics;
 
-public sealed class QdiscDropMetricsTests
+public sealed class QdiscDropCollectorTests
 {
     private static async Task<string> Scrape(CollectorRegistry registry)
     {
@@ -23,7 +23,7 @@ public sealed class QdiscDropMetricsTests
         var dropped = new Traffic[classes.SlotCount];
         dropped[PortClassSet.Slot(2, Direction.Up)] = new Traffic(5000, 5);
         dropped[PortClassSet.Slot(2, Direction.Down)] = new Traffic(777, 7); // never a qdisc drop: not shown
-        QdiscDropMetrics.Register(registry, classes, () => dropped);
+        QdiscDropCollector.Register(registry, classes, () => dropped);
 
         var text = await Scrape(registry);
         Assert.Contains("sia_exporter_qdisc_dropped_bytes_total{port=\"9984\",proto=\"udp\"} 5000", text);
@@ -39,7 +39,7 @@ public sealed class QdiscDropMetricsTests
     public async Task Without_drop_counting_the_series_stay_at_zero()
     {
         var registry = Prometheus.Metrics.NewCustomRegistry();
-        QdiscDropMetrics.Register(registry, PortClassSet.DefaultSet, () => null);
+        QdiscDropCollector.Register(registry, PortClassSet.DefaultSet, () => null);
         Assert.Contains("sia_exporter_qdisc_dropped_packets_total{port=\"9981\",proto=\"tcp\"} 0", await Scrape(registry));
     }
 }
