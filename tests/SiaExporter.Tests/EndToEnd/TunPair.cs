@@ -29,8 +29,8 @@ internal sealed partial class TunPair : IDisposable
     public TunPair(ushort? linkType = null)
     {
         Root.Require();
-        var id = Convert.ToHexString(BitConverter.GetBytes(Random.Shared.Next())).ToLowerInvariant()[..4];
-        Namespace = "tun" + id;
+        // sxt<pid>-N like every test network: a dead run's leftovers are removed by the next run
+        Namespace = OwnedNames.NewStem();
         HostInterface = Namespace + "h";
         PeerInterface = Namespace + "n";
         Subnet = FreeSubnet();
