@@ -21,7 +21,7 @@ public sealed class JumboFramesEndToEndTests(ITestOutputHelper output)
         Shell.Run("ip", "link", "set", net.HostInterface, "mtu", "9000");
         Shell.Run("ip", "-n", net.Namespace, "link", "set", net.PeerInterface, "mtu", "9000");
         using var collector = CollectorUnderTest.Start(net, XdpMode.Native);
-        Assert.Equal(["xdp/native", "tc/tcx"], collector.Attachments.Attached.Select(a => $"{a.Hook}/{a.Mode}").ToArray());
+        Assert.Equal(["xdp/native", "tc_egress/tcx"], collector.Attachments.Attached.Select(a => $"{a.Hook}/{a.Mode}").ToArray());
         var before = collector.Read();
 
         var pcap = Path.Combine(Path.GetTempPath(), $"{net.Name}-jumbo.pcap");

@@ -25,7 +25,7 @@ public sealed class StrippedVlanEndToEndTests(ITestOutputHelper output)
         using var net = TestNetwork.Create(offloads: false);
         PushVlanTagsOnPeerEgress(net);
         using var collector = CollectorUnderTest.Start(net, xdpMode);
-        Assert.Equal([ingress, "tc/tcx"], collector.Attachments.Attached.Select(a => $"{a.Hook}/{a.Mode}").ToArray());
+        Assert.Equal([ingress, "tc_egress/tcx"], collector.Attachments.Attached.Select(a => $"{a.Hook}/{a.Mode}").ToArray());
         if (xdpMode == XdpMode.Native)
             Assert.True(collector.Log.Said(BpfConstants.ProgXdpRxVlan), string.Join('\n', collector.Log.Lines));
         var before = collector.Read();

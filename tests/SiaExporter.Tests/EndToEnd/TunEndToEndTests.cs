@@ -49,7 +49,7 @@ public sealed class TunEndToEndTests(ITestOutputHelper output)
     {
         using var tun = new TunPair();
         using var counting = Counting.Start(tun.HostInterface);
-        Assert.Equal(["tc_ingress/tcx", "tc/tcx"], counting.Attachments.Attached.Select(a => $"{a.Hook}/{a.Mode}").ToArray());
+        Assert.Equal(["tc_ingress/tcx", "tc_egress/tcx"], counting.Attachments.Attached.Select(a => $"{a.Hook}/{a.Mode}").ToArray());
         Assert.True(counting.Log.Said("link type none"), string.Join('\n', counting.Log.Lines));
         var before = counting.Reader.Read();
 
