@@ -223,7 +223,7 @@ internal sealed unsafe class CollectorObject : IDisposable
         ObjectMap clients, ObjectMap aggregates, ObjectMap classInfo)
     {
         BpfFileSystem.EnsureMounted(logger, BpfFileSystem.MountPointOf(pinDirectory));
-        Directory.CreateDirectory(pinDirectory);
+        BpfFileSystem.CreatePinDirectory(pinDirectory);
         var wanted = new Dictionary<string, MapShape>(StringComparer.Ordinal)
         {
             [BpfConstants.MapClients] = MapShape.Of(clients),

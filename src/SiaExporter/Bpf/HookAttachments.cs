@@ -41,7 +41,7 @@ internal sealed class HookAttachments : IDisposable
         var resolved = interfaces.Distinct(StringComparer.Ordinal)
             .Select(name => (Name: name, IfIndex: IfIndexOf(name), Link: LinkType.Require(name))).ToArray();
         var linksDirectory = collector.Options.PinDirectory is { } pinDirectory ? LinksDirectory(pinDirectory) : null;
-        if (linksDirectory is not null) Directory.CreateDirectory(linksDirectory);
+        if (linksDirectory is not null) BpfFileSystem.CreatePinDirectory(linksDirectory);
 
         var attacher = new Attacher(collector, linksDirectory, tcAttach, logger);
         var attachments = new List<HookAttachment>();
