@@ -73,12 +73,12 @@ public static class DaemonCommand
                 historyHoldsDeltas: () => sp.GetRequiredService<TrafficHistory>().PendingBuckets > 0));
             services.AddHostedService(sp => sp.GetRequiredService<ApiPushService>());
         }
-        services.AddHostedService(sp =>
-        {
-            var source = sp.GetRequiredService<SnapshotSource>();
-            return new HistoryFlushService(sp.GetRequiredService<TrafficHistory>(), source.Fresh, source.Evict, options,
-                sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<HistoryFlushService>>());
-        });
+        // The one owner of eviction from the kernel map (through the snapshot source's door).
+        services.AddSingleton(sp => new ClientLifecycle(sp.GetRequiredService<SnapshotSource>().Evict, options.ClientIdleTimeout,
+            sp.GetRequiredService<TimeProvider>()));
+        services.AddHostedService(sp => new HistoryFlushService(sp.GetRequiredService<TrafficHistory>(),
+            sp.GetRequiredService<SnapshotSource>().Fresh, sp.GetRequiredService<ClientLifecycle>(), options,
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<HistoryFlushService>>()));
         services.AddSingleton(sp =>
         {
             var kernel = sp.GetRequiredService<KernelCounters>();
