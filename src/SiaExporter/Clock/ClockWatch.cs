@@ -22,6 +22,7 @@ public sealed class ClockWatch
 
     private readonly TimeProvider _time;
     private readonly long _origin;
+    private readonly DateTimeOffset _originWall;
     private readonly Lock _lock = new();
     private DateTimeOffset _lastWall;
     private long _lastTimestamp;
@@ -32,12 +33,28 @@ public sealed class ClockWatch
         _origin = time.GetTimestamp();
         _lastTimestamp = _origin;
         _lastWall = time.GetUtcNow();
+        _originWall = _lastWall;
     }
 
     public TimeProvider Time => _time;
 
     /// <summary>Monotonic time since this watch started: never jumps with the wall clock.</summary>
     public TimeSpan Elapsed => _time.GetElapsedTime(_origin);
+
+    /// <summary>
+    /// The earlier of the wall clock and (the wall time at start + elapsed monotonic time): what
+    /// deletes history by age. A forward step of the wall clock does not move it, so a jump of 500 days
+    /// deletes nothing; a backward step moves it back, which only keeps rows longer.
+    /// </summary>
+    public DateTimeOffset Cautious
+    {
+        get
+        {
+            var wall = _time.GetUtcNow();
+            var measured = _originWall + Elapsed;
+            return wall < measured ? wall : measured;
+        }
+    }
 
     /// <summary>Reads both clocks; <see cref="ClockReading.Step"/> is wall minus monotonic progress since the last read.</summary>
     public ClockReading Read()

@@ -176,48 +176,61 @@ public sealed class TrafficHistory : IFinalValuesSink, IDisposable
         }
     }
 
+    /// <summary>Deletes rows older than <paramref name="retentionDays"/> days from every tier alike.</summary>
+    public Task<RetentionResult> DeleteExpiredAsync(int retentionDays, int batchRows = 1000, TimeSpan? budget = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(retentionDays, 1);
+        var days = new Hosting.DatabaseOptions { RetentionDays = retentionDays, HourlyRetentionDays = retentionDays, RawRetentionDays = retentionDays };
+        return DeleteExpiredAsync(HistoryTiers.From(days), _time.GetUtcNow(), batchRows, budget, cancellationToken);
+    }
+
     /// <summary>
-    /// Deletes rows of buckets older than <paramref name="retentionDays"/> days, at most
+    /// Deletes, per tier, rows of buckets older than the tier's retention back from <paramref name="now"/>
+    /// (the flush service passes a time that a forward step of the wall clock cannot push ahead), at most
     /// <paramref name="batchRows"/> rows per statement, each batch its own short transaction,
     /// releasing the writer between batches so a flush waits for one batch at most. Stops after
     /// <paramref name="budget"/> (the rest goes next time). Errors are logged, not thrown.
     /// </summary>
-    public async Task<RetentionResult> DeleteExpiredAsync(int retentionDays, int batchRows = 1000, TimeSpan? budget = null, CancellationToken cancellationToken = default)
+    public async Task<RetentionResult> DeleteExpiredAsync(IReadOnlyList<HistoryTier> tiers, DateTimeOffset now, int batchRows = 1000, TimeSpan? budget = null, CancellationToken cancellationToken = default)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(retentionDays, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(batchRows, 1);
-        var cutoff = HistoryRetention.Cutoff(_time.GetUtcNow(), retentionDays);
         var started = _time.GetTimestamp();
         long deleted = 0;
-        foreach (var table in HistoryRetention.Tables)
+        foreach (var tier in tiers)
         {
-            while (true)
+            var cutoff = tier.Cutoff(now);
+            foreach (var table in HistoryRetention.TablesOf(tier))
             {
-                if (budget is { } b && _time.GetElapsedTime(started) > b) return new RetentionResult(deleted, false);
-                await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-                int rows;
-                try
+                while (true)
                 {
-                    if (!_loaded || IsFailing) return new RetentionResult(deleted, false);
-                    EnsureOpen();
-                    rows = _store.DeleteExpired(table, cutoff, batchRows);
+                    if (budget is { } b && _time.GetElapsedTime(started) > b) return new RetentionResult(deleted, false);
+                    await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+                    int rows;
+                    try
+                    {
+                        if (!_loaded || IsFailing) return new RetentionResult(deleted, false);
+                        EnsureOpen();
+                        rows = _store.DeleteExpired(table, cutoff, batchRows);
+                    }
+                    catch (Exception e) when (IsStorageError(e))
+                    {
+                        _logger.LogWarning("SQLite retention stopped: {Error}", e.Message);
+                        _store.Close();
+                        return new RetentionResult(deleted, false);
+                    }
+                    finally
+                    {
+                        _gate.Release();
+                    }
+                    deleted += rows;
+                    if (rows < batchRows) break;
+                    await Task.Yield();
                 }
-                catch (Exception e) when (IsStorageError(e))
-                {
-                    _logger.LogWarning("SQLite retention stopped: {Error}", e.Message);
-                    _store.Close();
-                    return new RetentionResult(deleted, false);
-                }
-                finally
-                {
-                    _gate.Release();
-                }
-                deleted += rows;
-                if (rows < batchRows) break;
-                await Task.Yield();
             }
         }
-        if (deleted > 0) _logger.LogInformation("SQLite retention: deleted {Rows} rows older than {Days} days", deleted, retentionDays);
+        if (deleted > 0)
+            _logger.LogInformation("SQLite retention: deleted {Rows} rows ({Tiers})", deleted,
+                string.Join(", ", tiers.Select(t => $"{t.Label} rows older than {t.RetentionDays} days")));
         return new RetentionResult(deleted, true);
     }
 
@@ -283,7 +296,7 @@ public sealed class TrafficHistory : IFinalValuesSink, IDisposable
     }
 
     private static bool IsStorageError(Exception e) =>
-        e is SqliteException or IOException or UnauthorizedAccessException;
+        e is SqliteException or IOException or UnauthorizedAccessException or StorageException;
 
     /// <summary>Opens the connection when needed (reopening a deleted or replaced file, which
     /// gets a fresh schema and the whole baseline), and loads the stored baseline once.</summary>
