@@ -40,6 +40,8 @@ public sealed class HistoryLedger
     private readonly SortedDictionary<long, PendingBucket> _pending = new();
     private readonly HashSet<ClientAddress> _baselineDirty = new();
     private readonly HashSet<string> _baselineDeleted = new(StringComparer.Ordinal);
+    // Keys whose stored baseline was unreadable: their next value becomes the baseline, counted never.
+    private readonly HashSet<string> _resync = new(StringComparer.Ordinal);
 
     public HistoryLedger(PortClassSet ports)
     {
@@ -78,10 +80,14 @@ public sealed class HistoryLedger
     /// <summary>
     /// Restores the baseline stored with <paramref name="generation"/> for <paramref name="ports"/>
     /// (the text of collector_state). A baseline of other port classes, or an unreadable
-    /// generation, is not used: counting starts from zero, as after a map change.
+    /// generation, is not used: counting starts from zero, as after a map change. A row whose slots
+    /// cannot be read (a hand-edited or corrupt value) is returned: that client's next value becomes
+    /// its baseline without a delta, so it loses at most what it counted since the last flush and is
+    /// never counted twice.
     /// </summary>
-    public void Restore(string? generation, string? ports, Func<IEnumerable<(string Key, byte[] Slots)>> rows)
+    public IReadOnlyList<string> Restore(string? generation, string? ports, Func<IEnumerable<(string Key, byte[] Slots)>> rows)
     {
+        var unreadable = new List<string>();
         Generation = null;
         MapGeneration? stored = null;
         try
@@ -92,16 +98,22 @@ public sealed class HistoryLedger
         {
             // An unreadable state row: count from zero, as after a map change.
         }
-        if (stored is null) return;
+        if (stored is null) return unreadable;
         foreach (var (key, bytes) in rows())
         {
             var slots = SlotCodec.Decode(bytes, _slotCount);
-            if (slots is null) continue;
+            if (slots is null)
+            {
+                unreadable.Add(key);
+                _resync.Add(key);
+                continue;
+            }
             if (key == HistorySchema.OverflowClient) _overflowBase = slots;
             else if (key == HistorySchema.TotalsKey) _totalsBase = slots;
             else if (ClientAddress.TryParse(key, out var client)) _clients[client] = new ClientState(key, slots);
         }
         Generation = stored;
+        return unreadable;
     }
 
     /// <summary>The next commit writes the whole baseline (the database file was recreated).</summary>
@@ -119,6 +131,7 @@ public sealed class HistoryLedger
             _baselineDeleted.Clear();
             _overflowBase = new Traffic[_slotCount];
             _totalsBase = new Traffic[_slotCount];
+            _resync.Clear();
             Generation = snapshot.Generation;
             RewriteBaseline = true;
         }
@@ -133,6 +146,7 @@ public sealed class HistoryLedger
             {
                 state = new ClientState(clients[i].ToString(), new Traffic[_slotCount]);
                 _clients.Add(clients[i], state);
+                if (_resync.Count > 0 && _resync.Remove(state.Ip)) slots.CopyTo(state.Base);
             }
             state.Seen = epoch;
             if (AddDelta(slots, state.Base, pending, state.Ip))
@@ -150,6 +164,16 @@ public sealed class HistoryLedger
                 _baselineDirty.Remove(client);
                 _baselineDeleted.Add(state.Ip);
             }
+        if (_resync.Count > 0 && _resync.Remove(HistorySchema.OverflowClient))
+        {
+            snapshot.Overflow.CopyTo(_overflowBase);
+            AggregatesChanged = true;
+        }
+        if (_resync.Count > 0 && _resync.Remove(HistorySchema.TotalsKey))
+        {
+            snapshot.Totals.CopyTo(_totalsBase);
+            AggregatesChanged = true;
+        }
         if (AddDelta(snapshot.Overflow, _overflowBase, pending, HistorySchema.OverflowClient))
         {
             AggregatesChanged = true;

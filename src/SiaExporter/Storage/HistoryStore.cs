@@ -93,13 +93,14 @@ internal sealed class HistoryStore : IDisposable
         return (generation, ports);
     }
 
-    /// <summary>Every counter_baseline row, as stored.</summary>
+    /// <summary>Every counter_baseline row, as stored; a hand-edited value that is not a blob comes
+    /// back empty (the ledger treats it as unreadable), a key that is not text as its text form.</summary>
     public IEnumerable<(string Key, byte[] Slots)> ReadBaseline()
     {
         using var cmd = Connection.CreateCommand();
-        cmd.CommandText = "SELECT client, slots FROM counter_baseline";
+        cmd.CommandText = "SELECT CAST(client AS TEXT), slots FROM counter_baseline WHERE client IS NOT NULL";
         using var r = cmd.ExecuteReader();
-        while (r.Read()) yield return (r.GetString(0), (byte[])r.GetValue(1));
+        while (r.Read()) yield return (r.GetString(0), r.GetValue(1) as byte[] ?? []);
     }
 
     /// <summary>One transaction: every pending bucket of <paramref name="ledger"/>, its baseline

@@ -315,7 +315,11 @@ public sealed class TrafficHistory : IFinalValuesSink, IDisposable
         try
         {
             (generation, var ports) = _store.ReadState();
-            _ledger.Restore(generation, ports, _store.ReadBaseline);
+            var unreadable = _ledger.Restore(generation, ports, _store.ReadBaseline);
+            if (unreadable.Count > 0)
+                _logger.LogError("SQLite history {Path}: {Count} counter_baseline rows cannot be read (corrupt or hand-edited: {Keys}); " +
+                    "their next counter values become the baseline, so those clients lose at most what they counted since the last flush and nothing is counted twice",
+                    Path, unreadable.Count, string.Join(", ", unreadable.Take(5)) + (unreadable.Count > 5 ? ", …" : ""));
         }
         catch
         {

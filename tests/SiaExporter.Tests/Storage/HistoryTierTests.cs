@@ -210,3 +210,38 @@ public sealed class HistoryTierTests : IDisposable
         Assert.Contains("3.5 kB", top.ToString(), StringComparison.Ordinal);
     }
 }
+
+/// <summary>A hand-edited row is a clear storage error, never a crash (and never a double count).</summary>
+public sealed class CorruptRowTests : IDisposable
+{
+    private static readonly DateTimeOffset T0 = new(2026, 11, 28, 21, 3, 0, TimeSpan.Zero);
+    private readonly StorageFixture _f = new();
+
+    public void Dispose() => _f.Dispose();
+
+    [Fact]
+    public async Task A_hand_edited_baseline_row_is_resynchronised_not_counted_again()
+    {
+        var time = new SteppingTime(T0);
+        using (var h = _f.Open(time))
+            Assert.True((await h.FlushAsync(Snap(Gen1, T0, ("10.0.0.1", [0, 1000, 0, 0, 0, 0]), ("10.0.0.2", [0, 50, 0, 0, 0, 0])))).Committed);
+        using (var c = _f.Connect())
+        using (var cmd = c.CreateCommand())
+        {
+            cmd.CommandText = "UPDATE counter_baseline SET slots = 'hand edited' WHERE client = '10.0.0.1'; UPDATE counter_baseline SET slots = 42 WHERE client = 'totals'";
+            cmd.ExecuteNonQuery();
+        }
+        time.Advance(TimeSpan.FromMinutes(5));
+        using (var h = _f.Open(time))
+        {
+            var result = await h.FlushAsync(Snap(Gen1, time.GetUtcNow(), ("10.0.0.1", [0, 1300, 0, 0, 0, 0]), ("10.0.0.2", [0, 70, 0, 0, 0, 0])));
+            Assert.True(result.Committed, result.Error?.ToString());
+            time.Advance(TimeSpan.FromMinutes(5));
+            Assert.True((await h.FlushAsync(Snap(Gen1, time.GetUtcNow(), ("10.0.0.1", [0, 1400, 0, 0, 0, 0]), ("10.0.0.2", [0, 70, 0, 0, 0, 0])))).Committed);
+        }
+        // 10.0.0.1: 1000, then its 300 since the edit are not known (resynchronised), then 100; never 1300 again.
+        Assert.Equal(1100, _f.Sum("up_9981", "10.0.0.1"));
+        Assert.Equal(70, _f.Sum("up_9981", "10.0.0.2"));
+        Assert.Equal(16 * 6, _f.Scalar("SELECT length(slots) FROM counter_baseline WHERE client = '10.0.0.1'")); // rewritten
+    }
+}
