@@ -76,9 +76,10 @@ public static class DaemonCommand
         // The one owner of eviction from the kernel map (through the snapshot source's door).
         services.AddSingleton(sp => new ClientLifecycle(sp.GetRequiredService<SnapshotSource>().Evict, options.ClientIdleTimeout,
             sp.GetRequiredService<TimeProvider>()));
+        var billing = new Billing.BillingMeter(options.Billing);
         services.AddHostedService(sp => new HistoryFlushService(sp.GetRequiredService<TrafficHistory>(),
             sp.GetRequiredService<SnapshotSource>().Fresh, sp.GetRequiredService<ClientLifecycle>(), options,
-            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<HistoryFlushService>>()));
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<HistoryFlushService>>(), billing));
         services.AddSingleton(sp =>
         {
             var kernel = sp.GetRequiredService<KernelCounters>();
@@ -91,6 +92,7 @@ public static class DaemonCommand
                 LastMapReadDuration = () => source.LastReadDuration,
                 History = () => new HistoryHealth(history.LastSuccess, history.FailureCount),
                 Push = push is null ? null : () => sp.GetRequiredService<ApiPushService>().Status,
+                Billing = billing,
                 MapCapacity = options.MaxClients,
             }, sp.GetRequiredService<ILoggerFactory>().CreateLogger<MetricsExporter>());
         });

@@ -28,6 +28,9 @@ public sealed class MetricsSources
     /// the sia_exporter_push_* metrics are absent.</summary>
     public Func<Push.PushStatus>? Push { get; init; }
 
+    /// <summary>The billing month's usage and quota; without it the sia_exporter_billing_* and quota metrics are absent.</summary>
+    public Billing.BillingMeter? Billing { get; init; }
+
     /// <summary>The kernel map's capacity; default CollectorOptions.MaxClients.</summary>
     public int? MapCapacity { get; init; }
 
@@ -69,6 +72,7 @@ public sealed class MetricsExporter
             sources.LastMapReadDuration ?? (() => _traffic.LastSnapshotDuration), sources.MapCapacity ?? options.MaxClients, logger);
         if (sources.History is { } history) HistoryCollector.Register(Registry, history);
         if (sources.Push is { } push) PushCollector.Register(Registry, push);
+        if (sources.Billing is { } billing) BillingCollector.Register(Registry, billing);
         Prometheus.Metrics.WithCustomRegistry(Registry)
             .CreateGauge("sia_exporter_build_info", "Version of the exporter and the host it runs on; always 1.", "version", "hostname")
             .WithLabels(sources.Version ?? DefaultVersion, options.SiaHostname).Set(1);

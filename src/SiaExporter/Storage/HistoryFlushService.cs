@@ -38,7 +38,8 @@ public sealed class HistoryFlushService : BackgroundService
         ClientLifecycle? lifecycle,
         CollectorOptions options,
         TimeProvider time,
-        ILogger<HistoryFlushService> logger)
+        ILogger<HistoryFlushService> logger,
+        Billing.BillingMeter? billing = null)
     {
         if (options.FlushInterval <= TimeSpan.Zero) throw new ArgumentException("FlushInterval must be positive", nameof(options));
         _history = history;
@@ -47,11 +48,13 @@ public sealed class HistoryFlushService : BackgroundService
         _options = options;
         _time = time;
         _clock = new Clock.ClockWatch(time);
+        _billing = billing;
         _logger = logger;
         _tiers = HistoryTiers.From(options.Database);
     }
 
     private readonly IReadOnlyList<HistoryTier> _tiers;
+    private readonly Billing.BillingMeter? _billing;
 
     /// <summary>Flushes completed by the loop (committed or not).</summary>
     public long Flushes { get; private set; }
@@ -106,6 +109,12 @@ public sealed class HistoryFlushService : BackgroundService
         _lifecycle?.Observe(snapshot);
         if (!result.Committed) return;
         await _history.CheckpointAsync(cancellationToken).ConfigureAwait(false);
+        if (_billing is not null)
+        {
+            var period = _billing.PeriodAt(clock.Wall);
+            if (await _history.HostBytesAsync(period.Start, period.End, cancellationToken).ConfigureAwait(false) is var (up, down))
+                _billing.Update(new Billing.BillingUsage(period, up, down));
+        }
         if (_lifecycle is not null)
         {
             var eviction = await _lifecycle.EvictIdleAsync(_history, CancellationToken.None).ConfigureAwait(false);

@@ -154,6 +154,18 @@ internal sealed class HistoryStore : IDisposable
         }
     }
 
+    /// <summary>Host bytes up and down of the daily host tier's days in [from, until).</summary>
+    public (ulong Up, ulong Down) HostBytes(long from, long until)
+    {
+        using var cmd = Connection.CreateCommand();
+        cmd.CommandText = "SELECT coalesce(sum(up_bytes), 0), coalesce(sum(down_bytes), 0) FROM traffic_host_daily WHERE bucket >= $f AND bucket < $u";
+        cmd.Parameters.AddWithValue("$f", from);
+        cmd.Parameters.AddWithValue("$u", until);
+        using var r = cmd.ExecuteReader();
+        r.Read();
+        return ((ulong)r.GetInt64(0), (ulong)r.GetInt64(1));
+    }
+
     /// <summary>Copies the write-ahead log back into the database (PASSIVE: never waits for readers).</summary>
     public void Checkpoint()
     {

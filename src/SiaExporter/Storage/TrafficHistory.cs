@@ -234,6 +234,28 @@ public sealed class TrafficHistory : IFinalValuesSink, IDisposable
         return new RetentionResult(deleted, true);
     }
 
+    /// <summary>The host's bytes up and down, every class, in the UTC days of [<paramref name="from"/>,
+    /// <paramref name="until"/>) (from the daily host tier, which holds today too); null when the
+    /// database cannot be read now.</summary>
+    public async Task<(ulong Up, ulong Down)?> HostBytesAsync(DateTimeOffset from, DateTimeOffset until, CancellationToken cancellationToken = default)
+    {
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (!_loaded || IsFailing) return null;
+            return _store.HostBytes(from.ToUnixTimeSeconds(), until.ToUnixTimeSeconds());
+        }
+        catch (Exception e) when (IsStorageError(e))
+        {
+            _logger.LogDebug("SQLite billing read failed: {Error}", e.Message);
+            return null;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
     /// <summary>
     /// Copies the write-ahead log back into the database (PASSIVE: never waits for readers).
     /// Call it after a flush, outside its latency: SQLite's own automatic checkpoint is pushed
