@@ -26,7 +26,7 @@ public static class BpfBench
     {
         var objectPath = Environment.GetEnvironmentVariable("BPF_OBJECT") is { Length: > 0 } p ? p : "build/collector.bpf.o";
         using var reference = ReferencePrograms.Load(Environment.GetEnvironmentVariable("PROBES") is { Length: > 0 } d ? d : "build/probes");
-        using var collector = CollectorObject.Load(new CollectorObjectOptions(objectPath, PortClassSet.DefaultSet, PinDirectory: null), NullLogger.Instance);
+        using var collector = CollectorObject.Load(new CollectorObjectOptions(objectPath, PortClassSet.DefaultSet, BpfConstants.DefaultMaxClients, PinDirectory: null), NullLogger.Instance);
 
         var knownV4 = Frame(v6: false, udp: false, src: [198, 51, 100, 7], dst: [192, 0, 2, 1], sport: 50123, dport: 9984, payload: 100);
         var knownV6 = Frame(v6: true, udp: true, src: V6(0x77), dst: V6(1), sport: 50123, dport: 9984, payload: 1200);
@@ -35,26 +35,26 @@ public static class BpfBench
         var upNonSia = Frame(v6: false, udp: false, src: [192, 0, 2, 1], dst: [198, 51, 100, 8], sport: 22, dport: 50124, payload: 1400);
 
         // Known clients: one run creates the entry, the timed runs find it.
-        BpfTestRun.Run(collector.XdpIngressFd, knownV4);
-        BpfTestRun.Run(collector.XdpIngressFd, knownV6);
-        BpfTestRun.Run(collector.TcEgressFd, upKnown);
+        BpfTestRun.Run(collector.XdpIngress, knownV4);
+        BpfTestRun.Run(collector.XdpIngress, knownV6);
+        BpfTestRun.Run(collector.TcEgress, upKnown);
 
         Console.WriteLine($"bpf bench: BPF_PROG_TEST_RUN, repeat {Repeat:N0}, median of {Rounds} rounds, kernel {Environment.OSVersion.Version}, {Environment.ProcessorCount} CPUs");
         using var full = OverflowCollector(objectPath, knownV4);
         // Rounds go round-robin over every row, so a noisy stretch on a shared machine hits them
         // all alike instead of one row's whole median.
-        var rows = new (string Name, int Fd, byte[] Packet)[]
+        var rows = new (string Name, BpfProgram Program, byte[] Packet)[]
         {
             ("empty XDP (floor)", reference.EmptyXdp, knownV4),
             ("XDP bpf_xdp_get_buff_len only", reference.BuffLenXdp, knownV4),
             ("XDP one per-CPU hash lookup (16-byte key, hit)", reference.LookupXdp, knownV4),
-            ("xdp_ingress known client IPv4 TCP 9984", collector.XdpIngressFd, knownV4),
-            ("xdp_ingress known client IPv6 UDP 9984", collector.XdpIngressFd, knownV6),
-            ("xdp_ingress non-Sia (IPv4 TCP 22)", collector.XdpIngressFd, nonSia),
-            ("xdp_ingress first-seen client (map full: overflow)", full.XdpIngressFd, knownV4),
+            ("xdp_ingress known client IPv4 TCP 9984", collector.XdpIngress, knownV4),
+            ("xdp_ingress known client IPv6 UDP 9984", collector.XdpIngress, knownV6),
+            ("xdp_ingress non-Sia (IPv4 TCP 22)", collector.XdpIngress, nonSia),
+            ("xdp_ingress first-seen client (map full: overflow)", full.XdpIngress, knownV4),
             ("empty tc (floor)", reference.EmptyTc, upKnown),
-            ("tc_egress known client IPv4 TCP 9984", collector.TcEgressFd, upKnown),
-            ("tc_egress non-Sia (IPv4 TCP 22)", collector.TcEgressFd, upNonSia),
+            ("tc_egress known client IPv4 TCP 9984", collector.TcEgress, upKnown),
+            ("tc_egress non-Sia (IPv4 TCP 22)", collector.TcEgress, upNonSia),
         };
         var ns = MeasureRoundRobin(rows);
         var byName = rows.Select((r, i) => (r.Name, ns[i])).ToDictionary(x => x.Name, x => x.Item2);
@@ -85,14 +85,14 @@ public static class BpfBench
     }
 
     /// <summary>Per row, the median over rounds of the kernel's mean ns per run over <see cref="Repeat"/> runs.</summary>
-    private static double[] MeasureRoundRobin((string Name, int Fd, byte[] Packet)[] rows)
+    private static double[] MeasureRoundRobin((string Name, BpfProgram Program, byte[] Packet)[] rows)
     {
-        foreach (var row in rows) BpfTestRun.Run(row.Fd, row.Packet, repeat: Math.Min(Repeat, 100_000)); // warm up
+        foreach (var row in rows) BpfTestRun.Run(row.Program, row.Packet, repeat: Math.Min(Repeat, 100_000)); // warm up
         var rounds = new double[rows.Length][];
         for (var i = 0; i < rows.Length; i++) rounds[i] = new double[Rounds];
         for (var r = 0; r < Rounds; r++)
             for (var i = 0; i < rows.Length; i++)
-                rounds[i][r] = BpfTestRun.Run(rows[i].Fd, rows[i].Packet, Repeat).DurationNs;
+                rounds[i][r] = BpfTestRun.Run(rows[i].Program, rows[i].Packet, Repeat).DurationNs;
         return rounds.Select(Median).ToArray();
     }
 
@@ -104,14 +104,14 @@ public static class BpfBench
         var full = CollectorObject.Load(new CollectorObjectOptions(objectPath, PortClassSet.DefaultSet, MaxClients: 1, PinDirectory: null), NullLogger.Instance);
         var other = packet.ToArray();
         other[14 + 12 + 3] ^= 0x55; // another source address takes the only entry
-        BpfTestRun.Run(full.XdpIngressFd, other);
+        BpfTestRun.Run(full.XdpIngress, other);
         return full;
     }
 
     /// <summary>Each run a client never seen: repeat=1 runs over fresh source addresses (the
     /// kernel's per-run time of a single run, which includes its timer reads, hence the empty
     /// program measured the same way as its floor).</summary>
-    private static (double FirstSeen, double Empty) MeasureFirstSeen(CollectorObject collector, int emptyFd, byte[] template)
+    private static (double FirstSeen, double Empty) MeasureFirstSeen(CollectorObject collector, BpfProgram empty, byte[] template)
     {
         const int runs = 12_000; // < MAX_CLIENTS (16384) minus what is already in the map
         var packet = template.ToArray();
@@ -122,8 +122,8 @@ public static class BpfBench
             packet[26] = 10; // 10.x.y.z: never one of the fixed clients above
             BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(28), (ushort)i);
             packet[27] = (byte)(i >> 16);
-            times[i] = BpfTestRun.Run(collector.XdpIngressFd, packet).DurationNs;
-            emptyTimes[i] = BpfTestRun.Run(emptyFd, packet).DurationNs;
+            times[i] = BpfTestRun.Run(collector.XdpIngress, packet).DurationNs;
+            emptyTimes[i] = BpfTestRun.Run(empty, packet).DurationNs;
         }
         return (Median(times), Median(emptyTimes));
     }
@@ -181,31 +181,30 @@ public static class BpfBench
     /// <summary>The reference programs: one compiled probe (bench/probes/NAME.bpf.c) a row.</summary>
     private sealed class ReferencePrograms : IDisposable
     {
-        private readonly List<SafeBpfObjectHandle> _objects = [];
+        private readonly List<BpfProgram> _programs = [];
 
-        public int EmptyXdp { get; private set; }
-        public int BuffLenXdp { get; private set; }
-        public int LookupXdp { get; private set; }
-        public int EmptyTc { get; private set; }
+        public BpfProgram EmptyXdp { get; private set; } = null!;
+        public BpfProgram BuffLenXdp { get; private set; } = null!;
+        public BpfProgram LookupXdp { get; private set; } = null!;
+        public BpfProgram EmptyTc { get; private set; } = null!;
 
-        public static unsafe ReferencePrograms Load(string directory)
+        public static ReferencePrograms Load(string directory)
         {
             NativeLibraryResolver.EnsureLibBpf();
             var reference = new ReferencePrograms();
             try
             {
-                reference.EmptyXdp = reference.Probe(directory, "empty-xdp", out _);
-                reference.BuffLenXdp = reference.Probe(directory, "buff-len-xdp", out _);
-                reference.LookupXdp = reference.Probe(directory, "lookup-xdp", out var lookup);
-                reference.EmptyTc = reference.Probe(directory, "empty-tc", out _);
-                // The looked-up key exists, as a known client's does.
-                var mapFd = LibBpf.MapFd(LibBpf.ObjectFindMapByName(lookup, "ref_clients"));
-                var key = new byte[16];
-                key[15] = 1;
-                var value = new byte[96 * LibBpf.NumPossibleCpus()];
-                fixed (byte* k = key)
-                fixed (byte* v = value)
-                    BpfErrors.Check(LibBpf.MapUpdateElem(mapFd, k, v, 0), "bpf_map_update_elem(ref_clients)");
+                reference.EmptyXdp = reference.Probe(directory, "empty-xdp", _ => { });
+                reference.BuffLenXdp = reference.Probe(directory, "buff-len-xdp", _ => { });
+                reference.LookupXdp = reference.Probe(directory, "lookup-xdp", file =>
+                {
+                    // The looked-up key exists, as a known client's does.
+                    using var map = (file.FindMap("ref_clients") ?? throw new InvalidOperationException("no map ref_clients")).Descriptor();
+                    var key = new byte[16];
+                    key[15] = 1;
+                    map.Update(key, new byte[96 * LibBpf.NumPossibleCpus()]);
+                });
+                reference.EmptyTc = reference.Probe(directory, "empty-tc", _ => { });
                 return reference;
             }
             catch
@@ -215,22 +214,22 @@ public static class BpfBench
             }
         }
 
-        /// <summary>Loads DIRECTORY/NAME.bpf.o and returns the fd of its one program, NAME with '_' for '-'.</summary>
-        private unsafe int Probe(string directory, string name, out SafeBpfObjectHandle bpfObject)
+        /// <summary>Loads DIRECTORY/NAME.bpf.o and returns its one program, NAME with '_' for '-'.</summary>
+        private BpfProgram Probe(string directory, string name, Action<BpfObjectFile> prepare)
         {
             var path = Path.Combine(directory, name + ".bpf.o");
             if (!File.Exists(path)) throw new FileNotFoundException($"no {path}: run `make probes`", path);
-            var handle = LibBpf.ObjectOpenFile(path, null);
-            if (handle == 0) throw new InvalidOperationException($"cannot open {path}");
-            bpfObject = new SafeBpfObjectHandle(handle);
-            _objects.Add(bpfObject);
-            BpfErrors.Check(LibBpf.ObjectLoad(handle), $"bpf_object__load({name})");
-            return LibBpf.ProgramFd(LibBpf.ObjectFindProgramByName(bpfObject, name.Replace('-', '_')));
+            using var file = BpfObjectFile.Open(path);
+            file.Load();
+            var program = (file.FindProgram(name.Replace('-', '_')) ?? throw new InvalidOperationException($"no program {name} in {path}")).Descriptor();
+            _programs.Add(program);
+            prepare(file);
+            return program;
         }
 
         public void Dispose()
         {
-            foreach (var o in _objects) o.Dispose();
+            foreach (var p in _programs) p.Dispose();
         }
     }
 }

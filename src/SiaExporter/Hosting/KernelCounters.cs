@@ -20,10 +20,8 @@ public sealed class KernelCounters(KernelOptions options, TimeProvider time, ILo
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        // Privileges, libbpf, kernel features, interfaces and the object were checked by Preflight.
-        LibBpfLog.Route(logger);
-        BpfFileSystem.EnsureMounted(logger, BpfFileSystem.MountPointOf(options.PinDirectory));
-
+        // Privileges, libbpf, kernel features, interfaces and the object were checked by Preflight;
+        // the loader routes libbpf's messages to the log and mounts bpffs for its pins.
         _collector = CollectorObject.Load(
             new CollectorObjectOptions(options.BpfObjectPath, options.Ports, options.MaxClients, options.PinDirectory), logger);
         logger.LogInformation(
@@ -67,8 +65,6 @@ public sealed class KernelCounters(KernelOptions options, TimeProvider time, ILo
     public CounterSnapshot Read() => Reader.Read();
 
     public IReadOnlyList<EvictedClient> Evict(IReadOnlyCollection<ClientAddress> clients) => Reader.Evict(clients);
-
-    public int Capacity => _collector?.Capacity ?? options.MaxClients;
 
     /// <summary>Every hook we attached, and whether its program is still on it.</summary>
     public IEnumerable<BpfAttachment> Attachments()

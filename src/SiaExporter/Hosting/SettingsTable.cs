@@ -110,7 +110,7 @@ public static class SettingsTable
         "The compiled eBPF object.", defaultWords: "collector.bpf.o beside the binary, else /var/lib/collector/bpf/collector.bpf.o");
 
     public static readonly Setting<string> PinDirectory = Text("PIN_DIRECTORY", "a directory on bpffs", typeof(KernelOptions), nameof(KernelOptions.PinDirectory),
-        CollectorObjectOptions.DefaultPinDirectory,
+        "/sys/fs/bpf/collector",
         "Where the counter maps and hook links are pinned (bpffs), so counting survives a crash.");
 
     public static readonly Setting<string> StateDirectory = Text("STATE_DIRECTORY", "a directory", typeof(MetricsOptions), nameof(MetricsOptions.StateDirectory),

@@ -1,6 +1,7 @@
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
 using SiaExporter.Counters;
+using SiaExporter.Native;
 
 namespace SiaExporter.Storage;
 

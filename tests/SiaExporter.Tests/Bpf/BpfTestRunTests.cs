@@ -38,7 +38,7 @@ public sealed class BpfTestRunTests
         using var stats = BpfStats.Enable();
         using var collector = CollectorObject.Load(TestObject.Options(), new ListLogger());
 
-        var result = BpfTestRun.Run(collector.XdpIngressFd, UdpFrame(), repeat: 10);
+        var result = BpfTestRun.Run(collector.XdpIngress, UdpFrame(), repeat: 10);
 
         Assert.Equal(XdpPass, result.ReturnValue);
         var snapshot = new CounterReader(collector).Read();
@@ -46,7 +46,7 @@ public sealed class BpfTestRunTests
         Assert.True(index >= 0, "the source was not counted");
         Assert.Equal(new Traffic(1280, 10), snapshot.Get(index, PortClassSet.Slot(2, Direction.Down)));
         Assert.Equal(10UL, snapshot.Totals[PortClassSet.Slot(2, Direction.Down)].Packets);
-        var run = BpfStats.Of(BpfConstants.ProgXdp, collector.XdpIngressFd);
+        var run = BpfStats.Of(BpfConstants.ProgXdp, collector.XdpIngress);
         Assert.True(run.RunCount >= 10, $"run_cnt {run.RunCount}");
         Assert.True(run.RunTimeNs > 0);
     }
@@ -55,7 +55,7 @@ public sealed class BpfTestRunTests
     public void Tc_test_run_accepts_gso_fields_in_the_skb_context()
     {
         using var collector = CollectorObject.Load(TestObject.Options(), new ListLogger());
-        var result = BpfTestRun.Run(collector.TcIngressFd, UdpFrame(), skb: new SkBuffFields(WireLength: 128, GsoSegments: 1));
+        var result = BpfTestRun.Run(collector.TcIngress, UdpFrame(), skb: new SkBuffFields(WireLength: 128, GsoSegments: 1));
         Assert.Contains(result.ReturnValue, new[] { TcActOk, TcActUnspec });
         var snapshot = new CounterReader(collector).Read();
         var index = Array.IndexOf(snapshot.Clients, Source);

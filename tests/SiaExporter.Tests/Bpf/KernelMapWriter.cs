@@ -5,7 +5,7 @@ using SiaExporter.Native;
 namespace SiaExporter.Tests.Bpf;
 
 /// <summary>Writes per-CPU counter values straight into the maps, as the programs would.</summary>
-internal static unsafe class KernelMapWriter
+internal static class KernelMapWriter
 {
     /// <summary>Sets <paramref name="client"/>'s value: slot s = (bytes, packets) on every CPU, so the
     /// summed value is cpus × that.</summary>
@@ -14,17 +14,13 @@ internal static unsafe class KernelMapWriter
         var value = PerCpuValue(collector, bytes, packets);
         var key = new byte[KernelSizes.ClientKey];
         client.WriteKernelKey(key);
-        fixed (byte* k = key)
-        fixed (byte* v = value)
-            BpfErrors.Check(LibBpf.MapUpdateElem(collector.ClientsMapFd, k, v, 0), "update clients");
+        collector.ClientsMap.Update(key, value);
     }
 
     public static void PutAggregate(CollectorObject collector, int index, ulong bytes, ulong packets)
     {
         var value = PerCpuValue(collector, bytes, packets);
-        var key = (uint)index;
-        fixed (byte* v = value)
-            BpfErrors.Check(LibBpf.MapUpdateElem(collector.AggregatesMapFd, &key, v, 0), "update aggregates");
+        collector.AggregatesMap.Update((uint)index, value);
     }
 
     private static byte[] PerCpuValue(CollectorObject collector, ulong bytes, ulong packets)

@@ -53,7 +53,7 @@ public sealed class FloodTests(ITestOutputHelper output)
         for (var i = 0; i < plan.Steps.Count; i++)
         {
             var step = plan.Steps[i];
-            var result = BpfTestRun.Run(collector.XdpIngressFd, frames.Frame(step.Source, step.Length), step.Repeat);
+            var result = BpfTestRun.Run(collector.XdpIngress, frames.Frame(step.Source, step.Length), step.Repeat);
             if (result.ReturnValue != XdpPass)
                 Assert.Fail($"xdp_ingress returned {result.ReturnValue} for {step.Source} ({step.Length} B): a flood must never drop");
             if (distinctSoFar.Count <= Capacity) distinctSoFar.Add(step.Source);
@@ -97,7 +97,7 @@ public sealed class FloodTests(ITestOutputHelper output)
 
         // One more new source while full: overflow grows, the map does not.
         var late = ClientAddress.Parse("2001:db8:ffff::1");
-        BpfTestRun.Run(collector.XdpIngressFd, frames.Frame(late, 100));
+        BpfTestRun.Run(collector.XdpIngress, frames.Frame(late, 100));
         var after = reader.Read();
         Assert.Equal(Capacity, after.Clients.Length);
         Assert.DoesNotContain(late, after.Clients);
@@ -147,11 +147,11 @@ public sealed class FloodTests(ITestOutputHelper output)
         var a = ClientAddress.Parse("198.51.100.1");
         var b = ClientAddress.Parse("2001:db8::b");
         var c = ClientAddress.Parse("198.51.100.3");
-        BpfTestRun.Run(collector.XdpIngressFd, frames.Frame(a, 100));
-        BpfTestRun.Run(collector.XdpIngressFd, frames.Frame(c, 200));                // a and c fill the map
-        BpfTestRun.Run(collector.XdpIngressFd, frames.Frame(b, 300), repeat: 3);     // full: overflow
-        BpfTestRun.Run(collector.XdpIngressFd, frames.Frame(a, 400));                // in the map: counted on a
-        BpfTestRun.Run(collector.XdpIngressFd, frames.Frame(b, 500));                // still overflow
+        BpfTestRun.Run(collector.XdpIngress, frames.Frame(a, 100));
+        BpfTestRun.Run(collector.XdpIngress, frames.Frame(c, 200));                // a and c fill the map
+        BpfTestRun.Run(collector.XdpIngress, frames.Frame(b, 300), repeat: 3);     // full: overflow
+        BpfTestRun.Run(collector.XdpIngress, frames.Frame(a, 400));                // in the map: counted on a
+        BpfTestRun.Run(collector.XdpIngress, frames.Frame(b, 500));                // still overflow
 
         using var reader = new CounterReader(collector);
         var snapshot = reader.Read();
