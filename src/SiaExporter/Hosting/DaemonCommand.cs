@@ -62,7 +62,7 @@ public static class DaemonCommand
             return new SnapshotSource(counters, sp.GetRequiredService<TimeProvider>());
         });
         services.AddSingleton(sp => TrafficHistory.Open(options.SqlitePath, options.Ports,
-            sp.GetRequiredService<ILoggerFactory>().CreateLogger<TrafficHistory>(), sp.GetRequiredService<TimeProvider>()));
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger<TrafficHistory>(), sp.GetRequiredService<TimeProvider>(), anonymize: options.Anonymize));
         // Before the flush service: hosted services stop in reverse, so the final flush comes first
         // and the push's bounded final attempt gets what is left of the shutdown timeout.
         var push = PushOptions.From(options);

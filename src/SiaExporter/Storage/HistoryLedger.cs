@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using SiaExporter.Counters;
+using SiaExporter.Web;
 
 namespace SiaExporter.Storage;
 
@@ -43,15 +44,35 @@ public sealed class HistoryLedger
     // Keys whose stored baseline was unreadable: their next value becomes the baseline, counted never.
     private readonly HashSet<string> _resync = new(StringComparer.Ordinal);
 
-    public HistoryLedger(PortClassSet ports)
+    // Client baselines stored under another ANONYMIZE mode, converted by the first snapshot.
+    private Dictionary<ClientAddress, Traffic[]>? _legacy;
+    private ClientPrefix _legacyMode;
+    private string? _modeChange;
+
+    public HistoryLedger(PortClassSet ports, ClientPrefix? mode = null)
     {
         Ports = ports;
+        Mode = mode ?? ClientPrefix.None;
         _slotCount = ports.SlotCount;
         _overflowBase = new Traffic[_slotCount];
         _totalsBase = new Traffic[_slotCount];
     }
 
     public PortClassSet Ports { get; }
+
+    /// <summary>The ANONYMIZE mode of the snapshots, and so of the baseline's keys.</summary>
+    public ClientPrefix Mode { get; }
+
+    /// <summary>collector_state's text of a mode: "" for none.</summary>
+    public static string ModeText(ClientPrefix mode) => mode.IsNone ? "" : mode.ToString();
+
+    /// <summary>What the last conversion of a stored baseline of another ANONYMIZE mode did (once), for the log.</summary>
+    public string? TakeModeChange()
+    {
+        var change = _modeChange;
+        _modeChange = null;
+        return change;
+    }
 
     /// <summary>The map generation the baseline belongs to (null: none yet).</summary>
     public MapGeneration? Generation { get; private set; }
@@ -85,7 +106,9 @@ public sealed class HistoryLedger
     /// its baseline without a delta, so it loses at most what it counted since the last flush and is
     /// never counted twice.
     /// </summary>
-    public IReadOnlyList<string> Restore(string? generation, string? ports, Func<IEnumerable<(string Key, byte[] Slots)>> rows)
+    /// <param name="mode">The ANONYMIZE mode the stored baseline is keyed by (collector_state; absent: none). When it is not
+    /// <see cref="Mode"/>, the client baselines are kept aside and converted by the next snapshot (<see cref="ConvertMode"/>).</param>
+    public IReadOnlyList<string> Restore(string? generation, string? ports, Func<IEnumerable<(string Key, byte[] Slots)>> rows, string? mode = null)
     {
         var unreadable = new List<string>();
         Generation = null;
@@ -113,6 +136,14 @@ public sealed class HistoryLedger
             else if (ClientAddress.TryParse(key, out var client)) _clients[client] = new ClientState(key, slots);
         }
         Generation = stored;
+        var storedMode = string.IsNullOrEmpty(mode) ? ClientPrefix.None : ClientPrefix.TryParse(mode, out var m) ? m : ClientPrefix.None;
+        if (storedMode != Mode)
+        {
+            _legacy = _clients.ToDictionary(kv => kv.Key, kv => kv.Value.Base);
+            _legacyMode = storedMode;
+            _clients.Clear();
+            RewriteBaseline = true; // the whole baseline and its mode are written with the next commit
+        }
         return unreadable;
     }
 
@@ -132,12 +163,14 @@ public sealed class HistoryLedger
             _overflowBase = new Traffic[_slotCount];
             _totalsBase = new Traffic[_slotCount];
             _resync.Clear();
+            _legacy = null; // counting starts from zero anyway
             Generation = snapshot.Generation;
             RewriteBaseline = true;
         }
         var epoch = ++_epoch;
         var pending = PendingFor(bucket);
         var changed = 0;
+        if (_legacy is not null) ConvertMode(snapshot, pending);
         var clients = snapshot.Clients;
         for (var i = 0; i < clients.Length; i++)
         {
@@ -188,6 +221,65 @@ public sealed class HistoryLedger
             AggregatesChanged = true;
         }
         return changed;
+    }
+
+    /// <summary>
+    /// The stored baseline was keyed by another ANONYMIZE mode: per address family, a finer stored mode
+    /// is summed into the snapshot's coarser keys (exact: a prefix's value is the sum of its members');
+    /// a coarser stored mode cannot be split, so each stored group's growth since the last flush is
+    /// written once under the group's old key, and its members' baselines start at their current values.
+    /// Nothing is counted twice and the sum over clients stays the host total.
+    /// </summary>
+    private void ConvertMode(CounterSnapshot snapshot, PendingBucket pending)
+    {
+        var legacy = _legacy!;
+        _legacy = null;
+        var groups = new Dictionary<ClientAddress, Traffic[]>();
+        int merged = 0, split = 0;
+        var clients = snapshot.Clients;
+        for (var i = 0; i < clients.Length; i++)
+        {
+            var client = clients[i];
+            if (_clients.ContainsKey(client)) continue;
+            var current = snapshot.SlotsOf(i);
+            var oldFiner = client.IsIPv4 ? _legacyMode.IPv4Bits > Mode.IPv4Bits : _legacyMode.IPv6Bits > Mode.IPv6Bits;
+            var baseline = new Traffic[_slotCount];
+            if (oldFiner || _legacyMode == Mode)
+            {
+                foreach (var (key, slots) in legacy)
+                {
+                    if (key.IsIPv4 != client.IsIPv4 || Mode.Mask(key) != client) continue;
+                    for (var s = 0; s < _slotCount; s++) baseline[s] += slots[s];
+                    merged++;
+                }
+            }
+            else
+            {
+                var group = _legacyMode.Mask(client);
+                if (!groups.TryGetValue(group, out var sum)) groups[group] = sum = new Traffic[_slotCount];
+                for (var s = 0; s < _slotCount; s++) sum[s] += current[s];
+                current.CopyTo(baseline);
+            }
+            _clients[client] = new ClientState(client.ToString(), baseline);
+            _baselineDirty.Add(client);
+        }
+        foreach (var (group, sum) in groups)
+        {
+            var old = legacy.GetValueOrDefault(group) ?? new Traffic[_slotCount];
+            Traffic[]? row = null;
+            for (var s = 0; s < _slotCount; s++)
+            {
+                var d = sum[s].Since(old[s]);
+                if (d.IsZero) continue;
+                row ??= pending.Client(group.ToString(), _slotCount);
+                row[s] += d;
+            }
+            split++;
+        }
+        _modeChange = $"ANONYMIZE changed from '{ModeText(_legacyMode)}' to '{ModeText(Mode)}': " +
+            (merged > 0 ? $"{merged} stored baselines summed into the new prefixes (exact). " : "") +
+            (split > 0 ? $"{split} stored prefixes cannot be split: what each counted since the last flush is written once under the prefix, and its members count from now. " : "") +
+            "Nothing is counted twice; totals are unchanged.";
     }
 
     /// <summary>Clients deleted from the kernel map: their final values minus the baseline (what

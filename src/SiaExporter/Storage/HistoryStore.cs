@@ -81,17 +81,21 @@ internal sealed class HistoryStore : IDisposable
         }
     }
 
-    /// <summary>collector_state's generation and ports (null when absent).</summary>
-    public (string? Generation, string? Ports) ReadState()
+    /// <summary>collector_state's generation, ports and the ANONYMIZE mode the baseline is keyed by (null when absent).</summary>
+    public (string? Generation, string? Ports, string? Anonymize) ReadState()
     {
-        string? generation = null, ports = null;
+        string? generation = null, ports = null, anonymize = null;
         using var cmd = Connection.CreateCommand();
-        cmd.CommandText = "SELECT key, value FROM collector_state WHERE key IN ('generation', 'ports')";
+        cmd.CommandText = "SELECT key, CAST(value AS TEXT) FROM collector_state WHERE key IN ('generation', 'ports', 'anonymize')";
         using var r = cmd.ExecuteReader();
         while (r.Read())
-            if (r.GetString(0) == "generation") generation = r.GetString(1);
-            else ports = r.GetString(1);
-        return (generation, ports);
+            switch (r.GetString(0))
+            {
+                case "generation": generation = r.IsDBNull(1) ? null : r.GetString(1); break;
+                case "ports": ports = r.IsDBNull(1) ? null : r.GetString(1); break;
+                default: anonymize = r.IsDBNull(1) ? null : r.GetString(1); break;
+            }
+        return (generation, ports, anonymize);
     }
 
     /// <summary>Every counter_baseline row, as stored; a hand-edited value that is not a blob comes
@@ -121,6 +125,7 @@ internal sealed class HistoryStore : IDisposable
                 foreach (var row in ledger.WholeBaseline()) st.UpsertBaseline(row.Key, row.Slots);
                 st.SetState("generation", ledger.Generation?.ToString() ?? "");
                 st.SetState("ports", ledger.Ports.ToString());
+                st.SetState("anonymize", HistoryLedger.ModeText(ledger.Mode));
             }
             else
             {

@@ -45,11 +45,11 @@ public sealed class TrafficHistory : IFinalValuesSink, IDisposable
     private readonly HistoryStore _store;
     private bool _loaded;
 
-    private TrafficHistory(string path, PortClassSet ports, ILogger logger, TimeProvider time, HistoryOptions options)
+    private TrafficHistory(string path, PortClassSet ports, ILogger logger, TimeProvider time, HistoryOptions options, Web.ClientPrefix anonymize)
     {
         _logger = logger;
         _time = time;
-        _ledger = new HistoryLedger(ports);
+        _ledger = new HistoryLedger(ports, anonymize);
         _store = new HistoryStore(System.IO.Path.GetFullPath(path), ports, options, logger);
 
         // Backoff waits are real time on purpose: bucket arithmetic follows the injected clock
@@ -77,9 +77,12 @@ public sealed class TrafficHistory : IFinalValuesSink, IDisposable
     /// baseline. Never throws for an unusable database: the failure is logged and every flush
     /// tries again (no delta is computed before the stored baseline is known).
     /// </summary>
-    public static TrafficHistory Open(string path, PortClassSet ports, ILogger logger, TimeProvider time, HistoryOptions? options = null)
+    /// <param name="anonymize">The ANONYMIZE mode of the snapshots this history is given; the stored
+    /// baseline says which mode it was keyed by, and a change is converted (<see cref="HistoryLedger"/>).</param>
+    public static TrafficHistory Open(string path, PortClassSet ports, ILogger logger, TimeProvider time, HistoryOptions? options = null,
+        Web.ClientPrefix? anonymize = null)
     {
-        var history = new TrafficHistory(path, ports, logger, time, options ?? HistoryOptions.Default);
+        var history = new TrafficHistory(path, ports, logger, time, options ?? HistoryOptions.Default, anonymize ?? Web.ClientPrefix.None);
         try
         {
             history.EnsureOpen();
@@ -140,6 +143,7 @@ public sealed class TrafficHistory : IFinalValuesSink, IDisposable
             if (_ledger.Generation is { } old && old != snapshot.Generation)
                 _logger.LogInformation("Counter maps changed ({Old} → {New}): counting from zero", old, snapshot.Generation);
             var changed = _ledger.Accumulate(snapshot, bucket);
+            if (_ledger.TakeModeChange() is { } modeChange) _logger.LogWarning("SQLite history: {Change}", modeChange);
             var error = await TryAsync(Write, cancellationToken).ConfigureAwait(false);
             return new FlushResult(error is null, bucket, changed, _ledger.PendingBuckets, Stopwatch.GetElapsedTime(started), error);
         }
@@ -336,8 +340,8 @@ public sealed class TrafficHistory : IFinalValuesSink, IDisposable
         string? generation;
         try
         {
-            (generation, var ports) = _store.ReadState();
-            var unreadable = _ledger.Restore(generation, ports, _store.ReadBaseline);
+            (generation, var ports, var anonymize) = _store.ReadState();
+            var unreadable = _ledger.Restore(generation, ports, _store.ReadBaseline, anonymize);
             if (unreadable.Count > 0)
                 _logger.LogError("SQLite history {Path}: {Count} counter_baseline rows cannot be read (corrupt or hand-edited: {Keys}); " +
                     "their next counter values become the baseline, so those clients lose at most what they counted since the last flush and nothing is counted twice",
