@@ -334,6 +334,30 @@ public sealed class HistoryLedger
         return dirty;
     }
 
+    /// <summary>Takes the oldest pending buckets out (to <see cref="HeldDeltaSpill"/>) until at most
+    /// <paramref name="keep"/> remain in memory.</summary>
+    public IEnumerable<KeyValuePair<long, PendingBucket>> TakeOldestPending(int keep)
+    {
+        while (_pending.Count > keep)
+        {
+            var oldest = _pending.First();
+            _pending.Remove(oldest.Key);
+            yield return oldest;
+        }
+    }
+
+    /// <summary>Puts back a bucket <see cref="TakeOldestPending"/> took (the spill failed): added to what is pending there now.</summary>
+    public void PutBack(long bucket, PendingBucket taken)
+    {
+        var pending = PendingFor(bucket);
+        foreach (var (ip, slots) in taken.Clients)
+        {
+            var row = pending.Client(ip, _slotCount);
+            for (var s = 0; s < _slotCount; s++) row[s] += slots[s];
+        }
+        for (var s = 0; s < _slotCount; s++) pending.Host[s] += taken.Host[s];
+    }
+
     /// <summary>Everything pending is in the database now.</summary>
     public void Committed()
     {

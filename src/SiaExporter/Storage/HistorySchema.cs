@@ -189,7 +189,7 @@ public static class HistorySchema
             logger.LogWarning("SQLite: traffic had several rows per client and bucket (older collector); merged them into one each");
         }
         if (version < 1) HistoryMigration.FillTiers(connection, tx, logger);
-        Exec(connection, tx, $"PRAGMA user_version = {Version}");
+        if (version != Version) Exec(connection, tx, $"PRAGMA user_version = {Version}"); // no write (and no lock) when current
         tx.Commit();
     }
 

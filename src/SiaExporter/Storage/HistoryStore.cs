@@ -110,7 +110,7 @@ internal sealed class HistoryStore : IDisposable
 
     /// <summary>One transaction: every pending bucket of <paramref name="ledger"/>, its baseline
     /// changes, commit. <paramref name="beforeCommit"/> runs just before the commit (a test hook).</summary>
-    public void Write(HistoryLedger ledger, Action? beforeCommit)
+    public void Write(HistoryLedger ledger, Action? beforeCommit, IEnumerable<KeyValuePair<long, PendingBucket>>? spilled = null)
     {
         EnsureOpen();
         var connection = _connection!;
@@ -132,7 +132,7 @@ internal sealed class HistoryStore : IDisposable
                 foreach (var ip in ledger.DeletedBaselines) st.DeleteBaseline(ip);
                 foreach (var row in ledger.ChangedBaseline()) st.UpsertBaseline(row.Key, row.Slots);
             }
-            foreach (var (bucket, pending) in ledger.Pending)
+            foreach (var (bucket, pending) in spilled is null ? ledger.Pending : spilled.Concat(ledger.Pending))
             {
                 var rows = pending.Clients.ToArray();
                 Array.Sort(rows, static (a, b) => string.CompareOrdinal(a.Key, b.Key));

@@ -43,6 +43,8 @@ public sealed class TrafficHistory : IFinalValuesSink, IDisposable
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly HistoryLedger _ledger;
     private readonly HistoryStore _store;
+    private readonly HeldDeltaSpill _spill;
+    private readonly int _heldInMemory;
     private bool _loaded;
 
     private TrafficHistory(string path, PortClassSet ports, ILogger logger, TimeProvider time, HistoryOptions options, Web.ClientPrefix anonymize)
@@ -51,6 +53,17 @@ public sealed class TrafficHistory : IFinalValuesSink, IDisposable
         _time = time;
         _ledger = new HistoryLedger(ports, anonymize);
         _store = new HistoryStore(System.IO.Path.GetFullPath(path), ports, options, logger);
+        _spill = new HeldDeltaSpill(_store.Path, ports.SlotCount);
+        _heldInMemory = Math.Max(1, options.HeldBucketsInMemory);
+        try
+        {
+            if (_spill.DiscardStale())
+                logger.LogWarning("SQLite history: deleted {Spill} left by an earlier run (its deltas are counted again from the stored baseline)", _spill.Path);
+        }
+        catch (IOException e)
+        {
+            logger.LogWarning("SQLite history: cannot delete {Spill}: {Error}", _spill.Path, e.Message);
+        }
 
         // Backoff waits are real time on purpose: bucket arithmetic follows the injected clock
         // (tests move it by hand), a retry delay must simply pass.
@@ -108,11 +121,17 @@ public sealed class TrafficHistory : IFinalValuesSink, IDisposable
     /// <summary>The last write failed; deltas are held in memory.</summary>
     public bool IsFailing { get; private set; }
 
-    /// <summary>Buckets held in memory, waiting for the database.</summary>
-    public int PendingBuckets => _ledger.PendingBuckets;
+    /// <summary>Buckets held in memory or in the spill file, waiting for the database.</summary>
+    public int PendingBuckets => _ledger.PendingBuckets + _spill.Buckets;
+
+    /// <summary>Bytes of held deltas spilled beside the database.</summary>
+    public long SpilledBytes => _spill.Bytes;
 
     /// <summary>Clients with a baseline (known to the history).</summary>
     public int TrackedClients => _ledger.TrackedClients;
+
+    /// <summary>Test hook: called before a write touches the file; throw to play an unwritable database.</summary>
+    internal Action? BeforeWrite { get; set; }
 
     /// <summary>Test hook: called inside the transaction, just before commit; throw to fail it.</summary>
     internal Action? BeforeCommit { get; set; }
@@ -138,14 +157,18 @@ public sealed class TrafficHistory : IFinalValuesSink, IDisposable
                 // would count again from zero.
                 var opened = await TryAsync(EnsureOpen, cancellationToken).ConfigureAwait(false);
                 if (opened is not null)
-                    return new FlushResult(false, bucket, 0, _ledger.PendingBuckets, Stopwatch.GetElapsedTime(started), opened);
+                    {
+                SpillHeld();
+                return new FlushResult(false, bucket, 0, PendingBuckets, Stopwatch.GetElapsedTime(started), opened);
+            }
             }
             if (_ledger.Generation is { } old && old != snapshot.Generation)
                 _logger.LogInformation("Counter maps changed ({Old} → {New}): counting from zero", old, snapshot.Generation);
             var changed = _ledger.Accumulate(snapshot, bucket);
             if (_ledger.TakeModeChange() is { } modeChange) _logger.LogWarning("SQLite history: {Change}", modeChange);
             var error = await TryAsync(Write, cancellationToken).ConfigureAwait(false);
-            return new FlushResult(error is null, bucket, changed, _ledger.PendingBuckets, Stopwatch.GetElapsedTime(started), error);
+            if (error is not null) SpillHeld();
+            return new FlushResult(error is null, bucket, changed, PendingBuckets, Stopwatch.GetElapsedTime(started), error);
         }
         finally
         {
@@ -356,13 +379,39 @@ public sealed class TrafficHistory : IFinalValuesSink, IDisposable
         _logger.LogInformation("SQLite history {Path}: baseline of {Clients} clients loaded (maps {Generation})", Path, _ledger.TrackedClients, generation ?? "none");
     }
 
-    /// <summary>One transaction: every pending bucket, the baseline changes, commit.</summary>
+    /// <summary>While the database cannot be written, all but the newest pending buckets leave memory
+    /// for the spill file beside it. When that cannot be written either (the disk is full), they stay in memory.</summary>
+    private void SpillHeld()
+    {
+        if (_ledger.PendingBuckets <= _heldInMemory) return;
+        var spilledBefore = _spill.Buckets;
+        var taken = _ledger.TakeOldestPending(_heldInMemory).ToList();
+        for (var i = 0; i < taken.Count; i++)
+        {
+            try
+            {
+                _spill.Append(taken[i].Key, taken[i].Value);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                for (var j = i; j < taken.Count; j++) _ledger.PutBack(taken[j].Key, taken[j].Value); // nothing lost
+                _logger.LogWarning("SQLite history: cannot spill held deltas to {Spill} ({Error}); keeping them in memory", _spill.Path, e.Message);
+                return;
+            }
+        }
+        if (spilledBefore == 0 && _spill.Buckets > 0)
+            _logger.LogWarning("SQLite history: holding deltas in {Spill} until the database can be written ({Buckets} buckets in memory at most)", _spill.Path, _heldInMemory);
+    }
+
+    /// <summary>One transaction: every spilled and pending bucket, the baseline changes, commit.</summary>
     private void Write()
     {
+        BeforeWrite?.Invoke();
         EnsureOpen();
-        _store.Write(_ledger, BeforeCommit);
-        var heldBuckets = _ledger.HeldBuckets;
+        _store.Write(_ledger, BeforeCommit, _spill.Buckets > 0 ? _spill.Read() : null);
+        var heldBuckets = _ledger.HeldBuckets + _spill.Buckets;
         _ledger.Committed();
+        _spill.Committed();
         LastSuccess = _time.GetUtcNow();
         if (IsFailing)
         {
