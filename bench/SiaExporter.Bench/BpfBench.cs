@@ -34,6 +34,12 @@ public static class BpfBench
         var upKnown = Frame(v6: false, udp: false, src: [192, 0, 2, 1], dst: [198, 51, 100, 7], sport: 9984, dport: 50123, payload: 1400);
         var upNonSia = Frame(v6: false, udp: false, src: [192, 0, 2, 1], dst: [198, 51, 100, 8], sport: 22, dport: 50124, payload: 1400);
 
+        // The same known clients on a link without an Ethernet header (tun, WireGuard, PPP) and in a PPPoE session.
+        var knownV4L3 = knownV4[14..];
+        var upKnownL3 = upKnown[14..];
+        var knownV4Pppoe = Pppoe(knownV4);
+        var upKnownPppoe = Pppoe(upKnown);
+
         // Known clients: one run creates the entry, the timed runs find it.
         BpfTestRun.Run(collector.XdpIngress, knownV4);
         BpfTestRun.Run(collector.XdpIngress, knownV6);
@@ -55,6 +61,10 @@ public static class BpfBench
             ("empty tc (floor)", reference.EmptyTc, upKnown),
             ("tc_egress known client IPv4 TCP 9984", collector.TcEgress, upKnown),
             ("tc_egress non-Sia (IPv4 TCP 22)", collector.TcEgress, upNonSia),
+            ("xdp_ingress PPPoE known client IPv4 TCP 9984", collector.XdpIngress, knownV4Pppoe),
+            ("tc_egress PPPoE known client IPv4 TCP 9984", collector.TcEgress, upKnownPppoe),
+            ("tc_ingress_l3 known client IPv4 TCP 9984 (tun)", collector.TcIngressL3, knownV4L3),
+            ("tc_egress_l3 known client IPv4 TCP 9984 (tun)", collector.TcEgressL3, upKnownL3),
         };
         var ns = MeasureRoundRobin(rows);
         var byName = rows.Select((r, i) => (r.Name, ns[i])).ToDictionary(x => x.Name, x => x.Item2);
@@ -174,6 +184,21 @@ public static class BpfBench
         if (udp) BinaryPrimitives.WriteUInt16BigEndian(l4[4..], (ushort)(8 + payload));
         else l4[12] = 0x50;
         return frame;
+    }
+
+    /// <summary>The same frame inside a PPPoE session: EtherType 0x8864, the 6-byte session header and PPP protocol IPv4/IPv6.</summary>
+    private static byte[] Pppoe(byte[] frame)
+    {
+        var ipv6 = frame[12] == 0x86 && frame[13] == 0xDD;
+        var session = new byte[frame.Length + 8];
+        frame.AsSpan(0, 12).CopyTo(session);
+        BinaryPrimitives.WriteUInt16BigEndian(session.AsSpan(12), 0x8864);
+        session[14] = 0x11; // version 1, type 1; code 0 = session data
+        BinaryPrimitives.WriteUInt16BigEndian(session.AsSpan(16), 0x2a); // session id
+        BinaryPrimitives.WriteUInt16BigEndian(session.AsSpan(18), (ushort)(frame.Length - 14 + 2));
+        BinaryPrimitives.WriteUInt16BigEndian(session.AsSpan(20), ipv6 ? (ushort)0x0057 : (ushort)0x0021);
+        frame.AsSpan(14).CopyTo(session.AsSpan(22));
+        return session;
     }
 
     private static int? EnvInt(string name) => int.TryParse(Environment.GetEnvironmentVariable(name), out var v) ? v : null;
