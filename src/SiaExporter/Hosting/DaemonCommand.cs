@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging.Console;
 using SiaExporter.Counters;
+using SiaExporter.Dashboard;
 using SiaExporter.Hostd;
 using SiaExporter.Metrics;
 using SiaExporter.Push;
@@ -114,15 +115,21 @@ public static class DaemonCommand
                 sp.GetRequiredService<ILogger<HostdPeersService>>()));
             services.AddHostedService(sp => sp.GetRequiredService<HostdPeersService>());
         }
+        services.AddSingleton(sp => new LiveRates(sp.GetRequiredService<SnapshotSource>().Current,
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<LiveRates>>()));
+        services.AddHostedService(sp => sp.GetRequiredService<LiveRates>());
+        services.AddSingleton(sp => new DashboardApi(options, sp.GetRequiredService<SnapshotSource>().Current,
+            sp.GetRequiredService<LiveRates>(), sp.GetRequiredService<TimeProvider>()));
 
         var app = builder.Build();
         MetricsExporter.ConfigureDefaultRegistry();
         var source = app.Services.GetRequiredService<SnapshotSource>();
         app.UseScrapeLimit(options.Web.TelemetryPath, options.Web.MaxRequests);
         app.MapSiaMetrics(app.Services.GetRequiredService<MetricsExporter>(), options.Web.TelemetryPath);
-        app.MapSiaIndexPage(new IndexPage(source.Current, options));
+        app.MapSiaIndexPage(new IndexPage(source.Current, options), "/now");
+        app.MapDashboard(app.Services.GetRequiredService<DashboardApi>(), app.Services.GetRequiredService<TimeProvider>());
         app.Lifetime.ApplicationStarted.Register(() => app.Logger.LogInformation(
-            "serving {Path} on {Listen} ({Scheme}); counting {Ports} on {Interfaces}; history in {Database}",
+            "serving {Path} and the dashboard (/) on {Listen} ({Scheme}); counting {Ports} on {Interfaces}; history in {Database}",
             options.Web.TelemetryPath, listeners, web?.Tls is null ? "http" : "https", options.Ports, string.Join(',', options.Interfaces), options.SqlitePath));
         return app;
     }

@@ -16,6 +16,10 @@ public readonly record struct ClientClassBytes(string Client, long Port, string 
 /// traffic_host (Client null).</summary>
 public readonly record struct ClassRow(string? Client, long Port, string Proto, long UpBytes, long DownBytes, long UpPackets, long DownPackets);
 
+/// <summary>One class's traffic summed over one step of a series (Time = the step's start, Unix
+/// seconds); Client is null for host totals (traffic_host).</summary>
+public readonly record struct SeriesPoint(long Time, string? Client, long Port, string Proto, long UpBytes, long DownBytes, long UpPackets, long DownPackets);
+
 /// <summary>
 /// The one read API of the history: what <c>collector top</c>, <c>collector export</c> and the API
 /// push read, and what further readers (a dashboard, rollups) build on. Reads never block the
@@ -26,6 +30,7 @@ public sealed class HistoryReader : IDisposable
 {
     private readonly SqliteConnection _connection;
     private readonly bool _ownsConnection;
+    private string _clientColumn = "client_ip";
 
     /// <summary>Reads through <paramref name="connection"/> (not disposed with the reader).</summary>
     public HistoryReader(SqliteConnection connection) : this(connection, ownsConnection: false)
@@ -246,6 +251,134 @@ public sealed class HistoryReader : IDisposable
         }
         tx.Commit();
         return (clients, totals);
+    }
+
+    /// <summary>
+    /// Shows every stored client_ip as <paramref name="label"/> makes it (ANONYMIZE: an address
+    /// becomes its network, so rows written before ANONYMIZE was set merge into it) in the series
+    /// and class reads below: they group, filter and order by the label.
+    /// </summary>
+    public void ShowClientsAs(Func<string, string> label)
+    {
+        ArgumentNullException.ThrowIfNull(label);
+        _connection.CreateFunction("client_label", label, isDeterministic: true);
+        _clientColumn = "client_label(client_ip)";
+    }
+
+    /// <summary>
+    /// The stored resolution a series with steps of <paramref name="step"/> seconds is read from:
+    /// the 5-minute buckets today. Hourly and daily tiers slot in here: a step that is a multiple
+    /// of a tier's resolution reads that tier, and the series methods below do not change.
+    /// </summary>
+    public static long ResolutionFor(long step)
+    {
+        if (step < Buckets.Seconds || step % Buckets.Seconds != 0)
+            throw new ArgumentOutOfRangeException(nameof(step), step, $"a step is a multiple of {Buckets.Seconds} s");
+        return Buckets.Seconds;
+    }
+
+    /// <summary>The host totals (traffic_host) of buckets from <paramref name="from"/> to before
+    /// <paramref name="to"/>, summed per step of <paramref name="step"/> seconds (steps start at
+    /// multiples of it) and class, in (time, port, proto) order.</summary>
+    public List<SeriesPoint> HostSeries(long from, long to, long step)
+    {
+        ResolutionFor(step);
+        using var cmd = _connection.CreateCommand();
+        cmd.CommandText = """
+            SELECT bucket - bucket % $step AS t, port, proto, sum(up_bytes), sum(down_bytes), sum(up_packets), sum(down_packets)
+            FROM traffic_host WHERE bucket >= $from AND bucket < $to
+            GROUP BY t, port, proto ORDER BY t, port, proto
+            """;
+        AddRange(cmd, from, to, step);
+        var points = new List<SeriesPoint>();
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+            points.Add(new SeriesPoint(r.GetInt64(0), null, r.GetInt64(1), r.GetString(2), r.GetInt64(3), r.GetInt64(4), r.GetInt64(5), r.GetInt64(6)));
+        return points;
+    }
+
+    /// <summary>The clients with the most bytes (all classes, traffic_detail) in buckets from
+    /// <paramref name="from"/> to before <paramref name="to"/>, most first (ties by client), at
+    /// most <paramref name="limit"/>; <see cref="HistorySchema.OverflowClient"/> is one of them.</summary>
+    public List<(string Client, long Bytes)> BusiestClients(long from, long to, int limit)
+    {
+        using var cmd = _connection.CreateCommand();
+        cmd.CommandText = $"""
+            SELECT {_clientColumn} AS client, sum(up_bytes + down_bytes) AS total
+            FROM traffic_detail WHERE bucket >= $from AND bucket < $to
+            GROUP BY client ORDER BY total DESC, client LIMIT $limit
+            """;
+        cmd.Parameters.AddWithValue("$from", from);
+        cmd.Parameters.AddWithValue("$to", to);
+        cmd.Parameters.AddWithValue("$limit", limit);
+        var top = new List<(string, long)>();
+        using var r = cmd.ExecuteReader();
+        while (r.Read()) top.Add((r.GetString(0), r.GetInt64(1)));
+        return top;
+    }
+
+    /// <summary>What <see cref="HostSeries"/> is for the host, for each of <paramref name="clients"/>
+    /// (traffic_detail), in one pass: (client, time, port, proto) order.</summary>
+    public List<SeriesPoint> ClientSeries(IReadOnlyCollection<string> clients, long from, long to, long step)
+    {
+        ArgumentNullException.ThrowIfNull(clients);
+        ResolutionFor(step);
+        var points = new List<SeriesPoint>();
+        if (clients.Count == 0) return points;
+        using var cmd = _connection.CreateCommand();
+        var names = clients.Select((_, i) => $"$c{i}").ToList();
+        cmd.CommandText = $"""
+            SELECT {_clientColumn} AS client, bucket - bucket % $step AS t, port, proto,
+                   sum(up_bytes), sum(down_bytes), sum(up_packets), sum(down_packets)
+            FROM traffic_detail WHERE bucket >= $from AND bucket < $to AND client IN ({string.Join(", ", names)})
+            GROUP BY client, t, port, proto ORDER BY client, t, port, proto
+            """;
+        AddRange(cmd, from, to, step);
+        var k = 0;
+        foreach (var client in clients) cmd.Parameters.AddWithValue(names[k++], client);
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+            points.Add(new SeriesPoint(r.GetInt64(1), r.GetString(0), r.GetInt64(2), r.GetString(3), r.GetInt64(4), r.GetInt64(5), r.GetInt64(6), r.GetInt64(7)));
+        return points;
+    }
+
+    /// <summary>Every client row of buckets from <paramref name="from"/> to before <paramref name="to"/>
+    /// (traffic_detail, one per bucket, client and class; clients as labelled), in (bucket, client,
+    /// port, proto) order. The query runs now; rows are read as they are enumerated, once.</summary>
+    public IEnumerable<SeriesPoint> ClassRows(long from, long to)
+    {
+        var cmd = _connection.CreateCommand();
+        try
+        {
+            cmd.CommandText = $"""
+                SELECT bucket, {_clientColumn} AS client, port, proto, sum(up_bytes), sum(down_bytes), sum(up_packets), sum(down_packets)
+                FROM traffic_detail WHERE bucket >= $from AND bucket < $to
+                GROUP BY bucket, client, port, proto ORDER BY bucket, client, port, proto
+                """;
+            cmd.Parameters.AddWithValue("$from", from);
+            cmd.Parameters.AddWithValue("$to", to);
+            return Rows(cmd, cmd.ExecuteReader());
+        }
+        catch
+        {
+            cmd.Dispose();
+            throw;
+        }
+
+        static IEnumerable<SeriesPoint> Rows(SqliteCommand cmd, SqliteDataReader r)
+        {
+            using (cmd)
+            using (r)
+                while (r.Read())
+                    yield return new SeriesPoint(r.GetInt64(0), r.GetString(1), r.GetInt64(2), r.GetString(3), r.GetInt64(4), r.GetInt64(5), r.GetInt64(6), r.GetInt64(7));
+        }
+    }
+
+    private static void AddRange(SqliteCommand cmd, long from, long to, long step)
+    {
+        cmd.Parameters.AddWithValue("$from", from);
+        cmd.Parameters.AddWithValue("$to", to);
+        cmd.Parameters.AddWithValue("$step", step);
     }
 
     public void Dispose()
