@@ -67,7 +67,7 @@ public static class DaemonCommand
             return new SnapshotSource(counters, sp.GetRequiredService<TimeProvider>());
         });
         services.AddSingleton(sp => TrafficHistory.Open(options.SqlitePath, options.Ports,
-            sp.GetRequiredService<ILoggerFactory>().CreateLogger<TrafficHistory>(), sp.GetRequiredService<TimeProvider>()));
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger<TrafficHistory>(), sp.GetRequiredService<TimeProvider>(), anonymize: options.Anonymize));
         // Before the flush service: hosted services stop in reverse, so the final flush comes first
         // and the push's bounded final attempt gets what is left of the shutdown timeout.
         var push = PushOptions.From(options);
@@ -81,9 +81,10 @@ public static class DaemonCommand
         // The one owner of eviction from the kernel map (through the snapshot source's door).
         services.AddSingleton(sp => new ClientLifecycle(sp.GetRequiredService<SnapshotSource>().Evict, options.ClientIdleTimeout,
             sp.GetRequiredService<TimeProvider>()));
+        var billing = new Billing.BillingMeter(options.Billing);
         services.AddHostedService(sp => new HistoryFlushService(sp.GetRequiredService<TrafficHistory>(),
             sp.GetRequiredService<SnapshotSource>().Fresh, sp.GetRequiredService<ClientLifecycle>(), options,
-            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<HistoryFlushService>>()));
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<HistoryFlushService>>(), billing));
         services.AddSingleton(sp =>
         {
             var kernel = sp.GetRequiredService<KernelCounters>();
@@ -96,6 +97,7 @@ public static class DaemonCommand
                 LastMapReadDuration = () => source.LastReadDuration,
                 History = () => new HistoryHealth(history.LastSuccess, history.FailureCount),
                 Push = push is null ? null : () => sp.GetRequiredService<ApiPushService>().Status,
+                Billing = billing,
                 QdiscDrops = kernel.QdiscDrops,
                 HostdPeers = options.Hostd.Enabled ? () => sp.GetRequiredService<HostdPeersService>().Current : null,
                 MapCapacity = options.MaxClients,
