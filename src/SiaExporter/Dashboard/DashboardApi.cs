@@ -55,7 +55,8 @@ public sealed class DashboardApi(
     /// class, their totals, and the 9981 spikes of the host.</summary>
     public Task<HistoryView> HistoryAsync(TimeRange range, string? client, CancellationToken cancel) => ReadAsync(reader =>
     {
-        var resolution = HistoryReader.ResolutionFor(range.Step);
+        HistoryReader.ResolutionFor(range.Step);
+        var resolution = reader.ResolutionOf(range.From, range.To);
         var points = client is null
             ? reader.HostSeries(range.From, range.To, range.Step)
             : reader.ClientSeries([client], range.From, range.To, range.Step);
@@ -184,6 +185,7 @@ public sealed class DashboardApi(
     private HistoryReader Open()
     {
         var reader = HistoryReader.OpenReadOnly(options.SqlitePath);
+        reader.ReadTiers(HistoryTiers.From(options.Database), time.GetUtcNow());
         if (!options.Anonymize.IsNone)
         {
             var prefix = options.Anonymize;

@@ -253,6 +253,9 @@ public sealed class HistoryReader : IDisposable
         return (clients, totals);
     }
 
+    private IReadOnlyList<HistoryTier>? _tiers;
+    private DateTimeOffset _now;
+
     /// <summary>
     /// Shows every stored client_ip as <paramref name="label"/> makes it (ANONYMIZE: an address
     /// becomes its network, so rows written before ANONYMIZE was set merge into it) in the series
@@ -266,10 +269,21 @@ public sealed class HistoryReader : IDisposable
     }
 
     /// <summary>
-    /// The stored resolution a series with steps of <paramref name="step"/> seconds is read from:
-    /// the 5-minute buckets today. Hourly and daily tiers slot in here: a step that is a multiple
-    /// of a tier's resolution reads that tier, and the series methods below do not change.
+    /// Reads the series and class rows below from the tiers (<see cref="TierPlan"/>): each part of
+    /// a range from the finest tier still kept at <paramref name="now"/>, no time read twice.
+    /// Without it they read the 5-minute tier only.
     /// </summary>
+    public void ReadTiers(IReadOnlyList<HistoryTier> tiers, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(tiers);
+        _tiers = tiers;
+        _now = now;
+    }
+
+    private IReadOnlyList<TierRange> PlanFor(long from, long to) =>
+        _tiers is null ? TierPlan.RawOnly(from, to) : TierPlan.For(_tiers, from, to, _now);
+
+    /// <summary>Checks a series step: a multiple of the 5-minute bucket.</summary>
     public static long ResolutionFor(long step)
     {
         if (step < Buckets.Seconds || step % Buckets.Seconds != 0)
@@ -277,100 +291,134 @@ public sealed class HistoryReader : IDisposable
         return Buckets.Seconds;
     }
 
-    /// <summary>The host totals (traffic_host) of buckets from <paramref name="from"/> to before
-    /// <paramref name="to"/>, summed per step of <paramref name="step"/> seconds (steps start at
-    /// multiples of it) and class, in (time, port, proto) order.</summary>
+    /// <summary>The coarsest stored resolution (seconds) the reads of [<paramref name="from"/>,
+    /// <paramref name="to"/>) take rows from: what an answer says it holds.</summary>
+    public long ResolutionOf(long from, long to)
+    {
+        var plan = PlanFor(from, to);
+        return plan.Count == 0 ? Buckets.Seconds : plan.Max(p => p.Tier.BucketSeconds);
+    }
+
+    /// <summary>The host totals of buckets from <paramref name="from"/> to before <paramref name="to"/>,
+    /// summed per step of <paramref name="step"/> seconds (steps start at multiples of it) and class,
+    /// in (time, port, proto) order. A coarse row counts in the step its bucket starts in.</summary>
     public List<SeriesPoint> HostSeries(long from, long to, long step)
     {
         ResolutionFor(step);
-        using var cmd = _connection.CreateCommand();
-        cmd.CommandText = """
-            SELECT bucket - bucket % $step AS t, port, proto, sum(up_bytes), sum(down_bytes), sum(up_packets), sum(down_packets)
-            FROM traffic_host WHERE bucket >= $from AND bucket < $to
-            GROUP BY t, port, proto ORDER BY t, port, proto
-            """;
-        AddRange(cmd, from, to, step);
-        var points = new List<SeriesPoint>();
-        using var r = cmd.ExecuteReader();
-        while (r.Read())
-            points.Add(new SeriesPoint(r.GetInt64(0), null, r.GetInt64(1), r.GetString(2), r.GetInt64(3), r.GetInt64(4), r.GetInt64(5), r.GetInt64(6)));
-        return points;
+        var sums = new SortedDictionary<(long T, long Port, string Proto), long[]>();
+        foreach (var part in PlanFor(from, to))
+        {
+            using var cmd = _connection.CreateCommand();
+            cmd.CommandText = $"""
+                SELECT bucket - bucket % $step AS t, port, proto, sum(up_bytes), sum(down_bytes), sum(up_packets), sum(down_packets)
+                FROM {part.Tier.HostTable} WHERE bucket >= $from AND bucket < $to
+                GROUP BY t, port, proto
+                """;
+            AddRange(cmd, part.From, part.Until, step);
+            using var r = cmd.ExecuteReader();
+            while (r.Read()) Add(sums, (r.GetInt64(0), r.GetInt64(1), r.GetString(2)), r, 3);
+        }
+        return sums.Select(kv => new SeriesPoint(kv.Key.T, null, kv.Key.Port, kv.Key.Proto, kv.Value[0], kv.Value[1], kv.Value[2], kv.Value[3])).ToList();
     }
 
-    /// <summary>The clients with the most bytes (all classes, traffic_detail) in buckets from
-    /// <paramref name="from"/> to before <paramref name="to"/>, most first (ties by client), at
-    /// most <paramref name="limit"/>; <see cref="HistorySchema.OverflowClient"/> is one of them.</summary>
+    /// <summary>The clients with the most bytes (all classes) in buckets from <paramref name="from"/>
+    /// to before <paramref name="to"/>, most first (ties by client), at most <paramref name="limit"/>;
+    /// <see cref="HistorySchema.OverflowClient"/> is one of them.</summary>
     public List<(string Client, long Bytes)> BusiestClients(long from, long to, int limit)
     {
-        using var cmd = _connection.CreateCommand();
-        cmd.CommandText = $"""
-            SELECT {_clientColumn} AS client, sum(up_bytes + down_bytes) AS total
-            FROM traffic_detail WHERE bucket >= $from AND bucket < $to
-            GROUP BY client ORDER BY total DESC, client LIMIT $limit
-            """;
-        cmd.Parameters.AddWithValue("$from", from);
-        cmd.Parameters.AddWithValue("$to", to);
-        cmd.Parameters.AddWithValue("$limit", limit);
-        var top = new List<(string, long)>();
-        using var r = cmd.ExecuteReader();
-        while (r.Read()) top.Add((r.GetString(0), r.GetInt64(1)));
-        return top;
+        var plan = PlanFor(from, to);
+        var totals = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var part in plan)
+        {
+            using var cmd = _connection.CreateCommand();
+            // One part: the database ranks and limits; several: every client's sum, ranked here.
+            cmd.CommandText = $"""
+                SELECT {_clientColumn} AS client, sum(up_bytes + down_bytes) AS total
+                FROM {part.Tier.ClientTable} WHERE bucket >= $from AND bucket < $to
+                GROUP BY client {(plan.Count == 1 ? "ORDER BY total DESC, client LIMIT $limit" : "")}
+                """;
+            cmd.Parameters.AddWithValue("$from", part.From);
+            cmd.Parameters.AddWithValue("$to", part.Until);
+            cmd.Parameters.AddWithValue("$limit", limit);
+            using var r = cmd.ExecuteReader();
+            while (r.Read())
+            {
+                var client = r.GetString(0);
+                totals[client] = totals.GetValueOrDefault(client) + r.GetInt64(1);
+            }
+        }
+        return totals.OrderByDescending(kv => kv.Value).ThenBy(kv => kv.Key, StringComparer.Ordinal)
+            .Take(limit).Select(kv => (kv.Key, kv.Value)).ToList();
     }
 
-    /// <summary>What <see cref="HostSeries"/> is for the host, for each of <paramref name="clients"/>
-    /// (traffic_detail), in one pass: (client, time, port, proto) order.</summary>
+    /// <summary>What <see cref="HostSeries"/> is for the host, for each of <paramref name="clients"/>,
+    /// in one pass a tier: (client, time, port, proto) order.</summary>
     public List<SeriesPoint> ClientSeries(IReadOnlyCollection<string> clients, long from, long to, long step)
     {
         ArgumentNullException.ThrowIfNull(clients);
         ResolutionFor(step);
-        var points = new List<SeriesPoint>();
-        if (clients.Count == 0) return points;
-        using var cmd = _connection.CreateCommand();
+        if (clients.Count == 0) return [];
+        var sums = new SortedDictionary<(string Client, long T, long Port, string Proto), long[]>(ClientPointOrder.Instance);
         var names = clients.Select((_, i) => $"$c{i}").ToList();
-        cmd.CommandText = $"""
-            SELECT {_clientColumn} AS client, bucket - bucket % $step AS t, port, proto,
-                   sum(up_bytes), sum(down_bytes), sum(up_packets), sum(down_packets)
-            FROM traffic_detail WHERE bucket >= $from AND bucket < $to AND client IN ({string.Join(", ", names)})
-            GROUP BY client, t, port, proto ORDER BY client, t, port, proto
-            """;
-        AddRange(cmd, from, to, step);
-        var k = 0;
-        foreach (var client in clients) cmd.Parameters.AddWithValue(names[k++], client);
-        using var r = cmd.ExecuteReader();
-        while (r.Read())
-            points.Add(new SeriesPoint(r.GetInt64(1), r.GetString(0), r.GetInt64(2), r.GetString(3), r.GetInt64(4), r.GetInt64(5), r.GetInt64(6), r.GetInt64(7)));
-        return points;
+        foreach (var part in PlanFor(from, to))
+        {
+            using var cmd = _connection.CreateCommand();
+            cmd.CommandText = $"""
+                SELECT {_clientColumn} AS client, bucket - bucket % $step AS t, port, proto,
+                       sum(up_bytes), sum(down_bytes), sum(up_packets), sum(down_packets)
+                FROM {part.Tier.ClientTable} WHERE bucket >= $from AND bucket < $to AND client IN ({string.Join(", ", names)})
+                GROUP BY client, t, port, proto
+                """;
+            AddRange(cmd, part.From, part.Until, step);
+            var k = 0;
+            foreach (var client in clients) cmd.Parameters.AddWithValue(names[k++], client);
+            using var r = cmd.ExecuteReader();
+            while (r.Read()) Add(sums, (r.GetString(0), r.GetInt64(1), r.GetInt64(2), r.GetString(3)), r, 4);
+        }
+        return sums.Select(kv => new SeriesPoint(kv.Key.T, kv.Key.Client, kv.Key.Port, kv.Key.Proto, kv.Value[0], kv.Value[1], kv.Value[2], kv.Value[3])).ToList();
     }
 
     /// <summary>Every client row of buckets from <paramref name="from"/> to before <paramref name="to"/>
-    /// (traffic_detail, one per bucket, client and class; clients as labelled), in (bucket, client,
-    /// port, proto) order. The query runs now; rows are read as they are enumerated, once.</summary>
+    /// (one per stored bucket, client and class; clients as labelled; an older part from a coarser
+    /// tier), in (bucket, client, port, proto) order. Each query runs as it is reached; rows are read
+    /// as they are enumerated, once.</summary>
     public IEnumerable<SeriesPoint> ClassRows(long from, long to)
     {
-        var cmd = _connection.CreateCommand();
-        try
+        foreach (var part in PlanFor(from, to))
         {
+            using var cmd = _connection.CreateCommand();
             cmd.CommandText = $"""
                 SELECT bucket, {_clientColumn} AS client, port, proto, sum(up_bytes), sum(down_bytes), sum(up_packets), sum(down_packets)
-                FROM traffic_detail WHERE bucket >= $from AND bucket < $to
+                FROM {part.Tier.ClientTable} WHERE bucket >= $from AND bucket < $to
                 GROUP BY bucket, client, port, proto ORDER BY bucket, client, port, proto
                 """;
-            cmd.Parameters.AddWithValue("$from", from);
-            cmd.Parameters.AddWithValue("$to", to);
-            return Rows(cmd, cmd.ExecuteReader());
+            cmd.Parameters.AddWithValue("$from", part.From);
+            cmd.Parameters.AddWithValue("$to", part.Until);
+            using var r = cmd.ExecuteReader();
+            while (r.Read())
+                yield return new SeriesPoint(r.GetInt64(0), r.GetString(1), r.GetInt64(2), r.GetString(3), r.GetInt64(4), r.GetInt64(5), r.GetInt64(6), r.GetInt64(7));
         }
-        catch
-        {
-            cmd.Dispose();
-            throw;
-        }
+    }
 
-        static IEnumerable<SeriesPoint> Rows(SqliteCommand cmd, SqliteDataReader r)
+    private static void Add<TKey>(IDictionary<TKey, long[]> sums, TKey key, SqliteDataReader r, int first)
+    {
+        if (!sums.TryGetValue(key, out var v)) sums[key] = v = new long[4];
+        for (var i = 0; i < 4; i++) v[i] += r.GetInt64(first + i);
+    }
+
+    /// <summary>(client, time, port, proto) with clients in ordinal order, as SQLite's ORDER BY gave them.</summary>
+    private sealed class ClientPointOrder : IComparer<(string Client, long T, long Port, string Proto)>
+    {
+        public static readonly ClientPointOrder Instance = new();
+
+        public int Compare((string Client, long T, long Port, string Proto) a, (string Client, long T, long Port, string Proto) b)
         {
-            using (cmd)
-            using (r)
-                while (r.Read())
-                    yield return new SeriesPoint(r.GetInt64(0), r.GetString(1), r.GetInt64(2), r.GetString(3), r.GetInt64(4), r.GetInt64(5), r.GetInt64(6), r.GetInt64(7));
+            var c = string.CompareOrdinal(a.Client, b.Client);
+            if (c != 0) return c;
+            c = a.T.CompareTo(b.T);
+            if (c != 0) return c;
+            c = a.Port.CompareTo(b.Port);
+            return c != 0 ? c : string.CompareOrdinal(a.Proto, b.Proto);
         }
     }
 

@@ -180,6 +180,18 @@ internal sealed class HistoryStore : IDisposable
     }
 
     /// <summary>One retention batch (<see cref="HistoryRetention"/>) in its own short transaction.</summary>
+    /// <summary>The oldest bucket the API push has not delivered yet (pending or failed), or null
+    /// when there is none or no push outbox: its 5-minute rows are what the push will send.</summary>
+    public long? OldestUndeliveredPushBucket()
+    {
+        EnsureOpen();
+        using var cmd = Connection.CreateCommand();
+        cmd.CommandText = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'push_outbox'";
+        if (Convert.ToInt64(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == 0) return null;
+        cmd.CommandText = "SELECT min(bucket) FROM push_outbox WHERE state <> 'sent'";
+        return cmd.ExecuteScalar() is long bucket ? bucket : null;
+    }
+
     public int DeleteExpired(string table, long cutoff, int rows)
     {
         EnsureOpen();

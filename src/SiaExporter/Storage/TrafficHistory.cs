@@ -212,6 +212,29 @@ public sealed class TrafficHistory : IFinalValuesSink, IDisposable
     }
 
     /// <summary>
+    /// The 5-minute cut-off moved back to the oldest bucket the API push has not delivered (the push
+    /// sends 5-minute rows), but never before the next tier's cut-off: a backlog as old as the hourly
+    /// tier still goes out whole, a bucket the API refuses forever does not keep rows for ever.
+    /// </summary>
+    private async Task<long> KeepUndeliveredAsync(long cutoff, long floor, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (!_loaded || IsFailing) return cutoff;
+            return _store.OldestUndeliveredPushBucket() is { } oldest && oldest < cutoff ? Math.Max(oldest, floor) : cutoff;
+        }
+        catch (Exception e) when (IsStorageError(e))
+        {
+            return cutoff;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>
     /// Deletes, per tier, rows of buckets older than the tier's retention back from <paramref name="now"/>
     /// (the flush service passes a time that a forward step of the wall clock cannot push ahead), at most
     /// <paramref name="batchRows"/> rows per statement, each batch its own short transaction,
@@ -223,9 +246,12 @@ public sealed class TrafficHistory : IFinalValuesSink, IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(batchRows, 1);
         var started = _time.GetTimestamp();
         long deleted = 0;
-        foreach (var tier in tiers)
+        for (var t = 0; t < tiers.Count; t++)
         {
+            var tier = tiers[t];
             var cutoff = tier.Cutoff(now);
+            if (tier.Resolution == Resolution.FiveMinutes)
+                cutoff = await KeepUndeliveredAsync(cutoff, t + 1 < tiers.Count ? tiers[t + 1].Cutoff(now) : cutoff, cancellationToken).ConfigureAwait(false);
             foreach (var table in HistoryRetention.TablesOf(tier))
             {
                 while (true)

@@ -58,7 +58,12 @@ internal sealed class DashboardRig : IAsyncDisposable
 
     /// <param name="realTime">Seed the three days before now and serve on the system clock (for a
     /// browser, whose ranges follow its own clock), with two live samples 10 s apart.</param>
-    public static async Task<DashboardRig> StartAsync(ClientPrefix? anonymize = null, WebConfig? web = null, bool seed = true, bool realTime = false)
+    /// <param name="rawRetentionDays">RAW_RETENTION_DAYS of the served options: the default 7 keeps the
+    /// three seeded days in the 5-minute tier; a shorter one makes the older part come from the
+    /// hourly and daily tiers, which <paramref name="rollUp"/> fills from the seeded rows as the
+    /// migration of an old database does.</param>
+    public static async Task<DashboardRig> StartAsync(ClientPrefix? anonymize = null, WebConfig? web = null, bool seed = true, bool realTime = false,
+        int rawRetentionDays = 7, bool rollUp = false)
     {
         var now = realTime ? DateTimeOffset.UtcNow : Now;
         var storage = new StorageFixture();
@@ -69,8 +74,23 @@ internal sealed class DashboardRig : IAsyncDisposable
             connection.Execute("PRAGMA journal_mode=WAL");
             HistorySchema.Ensure(connection, NullLogger.Instance);
             if (seed) Seed(connection, rows, StartOf(now));
+            if (rollUp)
+            {
+                using var tx = connection.BeginTransaction();
+                HistoryMigration.FillTiers(connection, tx, NullLogger.Instance);
+                tx.Commit();
+                // What retention leaves of the 5-minute tier: only the answer from the tiers can be right.
+                var cutoff = now.ToUnixTimeSeconds() - rawRetentionDays * 86400L;
+                cutoff -= cutoff % 300; // whole buckets: the one holding the cut-off stays
+                connection.Execute($"DELETE FROM traffic_detail WHERE bucket < {cutoff}; DELETE FROM traffic_host WHERE bucket < {cutoff}");
+            }
         }
-        var options = new CollectorOptions { SqlitePath = storage.DbPath, SiaHostname = "seeded", Anonymize = anonymize ?? ClientPrefix.None };
+        var options = new CollectorOptions
+        {
+            Database = new DatabaseOptions { SqlitePath = storage.DbPath, RawRetentionDays = rawRetentionDays },
+            SiaHostname = "seeded",
+            Anonymize = anonymize ?? ClientPrefix.None,
+        };
         var snapshot = StorageFixture.Snap(StorageFixture.Gen1, now, ("203.0.113.7", [5000, 6000, 7000, 8000, 9000, 10000]));
         TimeProvider time = realTime ? TimeProvider.System : new ManualTime(now);
         var live = new LiveRates(() => snapshot, time, NullLogger<LiveRates>.Instance);

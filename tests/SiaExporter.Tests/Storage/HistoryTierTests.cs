@@ -179,6 +179,43 @@ public sealed class HistoryTierTests : IDisposable
     }
 
     [Fact]
+    public async Task Retention_keeps_the_5_minute_rows_of_a_bucket_the_push_has_not_delivered()
+    {
+        var time = new SteppingTime(T0.AddDays(-10));
+        var old = Buckets.Of(time.GetUtcNow());
+        using (var h = _f.Open(time))
+        {
+            await h.FlushAsync(Snap(Gen1, time.GetUtcNow(), ("10.0.0.1", [0, 1000, 0, 0, 0, 0])));
+            time.Advance(TimeSpan.FromMinutes(20));
+            await h.FlushAsync(Snap(Gen1, time.GetUtcNow(), ("10.0.0.1", [0, 3000, 0, 0, 0, 0])));
+            time.Advance(T0 - time.GetUtcNow());
+            await h.FlushAsync(Snap(Gen1, time.GetUtcNow(), ("10.0.0.1", [0, 3500, 0, 0, 0, 0])));
+            using (PushOutbox.Open(_f.DbPath, TimeSpan.FromSeconds(5), time.GetUtcNow())) { }
+            using (var c = _f.Connect())
+            {
+                using var cmd = c.CreateCommand();
+                cmd.CommandText = "INSERT INTO push_outbox (bucket) VALUES ($b)";
+                cmd.Parameters.AddWithValue("$b", old);
+                cmd.ExecuteNonQuery();
+            }
+            var tiers = HistoryTiers.From(new DatabaseOptions());
+            Assert.True((await h.DeleteExpiredAsync(tiers, time.GetUtcNow())).Complete);
+            // The undelivered bucket and what came after it stay: the push sends 5-minute rows.
+            Assert.Equal(1, _f.Scalar("SELECT count(DISTINCT bucket) FROM traffic_detail WHERE bucket = $b", ("$b", old)));
+            Assert.Equal(3, _f.Scalar("SELECT count(DISTINCT bucket) FROM traffic_host"));
+
+            using (var c = _f.Connect())
+            {
+                using var cmd = c.CreateCommand();
+                cmd.CommandText = "UPDATE push_outbox SET state = 'sent'";
+                cmd.ExecuteNonQuery();
+            }
+            Assert.True((await h.DeleteExpiredAsync(tiers, time.GetUtcNow())).Complete);
+            Assert.Equal(0, _f.Scalar("SELECT count(*) FROM traffic_detail WHERE bucket < $b", ("$b", Buckets.Of(T0))));
+        }
+    }
+
+    [Fact]
     public async Task Export_and_top_read_hourly_rows_where_the_5_minute_rows_expired_and_say_so()
     {
         var time = new SteppingTime(T0.AddDays(-10));
