@@ -105,6 +105,7 @@ struct collector_btf_anchor {
 	struct frag_key frag_key;
 	struct frag_value frag_value;
 	struct collector_config collector_config;
+	struct pending_head pending_head;
 };
 struct collector_btf_anchor btf_anchor SEC(".bss");
 
@@ -366,6 +367,9 @@ struct frame {
 	struct client_key key; /* the remote address */
 	__u32 slot;            /* class * 2 + dir, < CONFIG.n_slots */
 	__u32 hdr_len;         /* L2..L4 header bytes (tc_ingress only) */
+	__u32 l4_off;          /* offset of the TCP/UDP header (bpf/clients.h) */
+	__u8 row;              /* COLLECTOR_PROTO_ROW_* */
+	__u8 frag;             /* enum frag_kind */
 };
 
 /*
@@ -437,6 +441,11 @@ static __always_inline int classify_frame(void *ctx, int is_xdp, void *data, voi
 	}
 
 	put_addr((__u32 *)f->key.addr, dir == COLLECTOR_DIR_DOWN ? p.saddr : p.daddr, p.v6);
+	f->l4_off = p.l4_off;
+	f->frag = p.frag;
+	f->row = 0;
+	if (p.frag != FRAG_LATER) /* a later fragment has no L4 header: row unset */
+		f->row = p.row;
 
 	if (want_hdr_len) {
 		f->hdr_len = p.l4_off;
@@ -464,30 +473,7 @@ static __always_inline void add(struct counter *v, __u32 slot, __u64 bytes, __u6
 	v[slot].packets += packets;
 }
 
-static __always_inline void count(struct frame *f, __u64 bytes, __u64 packets)
-{
-	struct counter *v;
-	__u32 agg;
-
-	v = bpf_map_lookup_elem(&clients, &f->key);
-	if (!v) {
-		/* New client. EEXIST from a CPU that raced us is fine. */
-		bpf_map_update_elem(&clients, &f->key, zero_value, BPF_NOEXIST);
-		v = bpf_map_lookup_elem(&clients, &f->key);
-	}
-	if (v) {
-		add(v, f->slot, bytes, packets);
-	} else {
-		agg = COLLECTOR_AGG_OVERFLOW; /* clients is full */
-		v = bpf_map_lookup_elem(&aggregates, &agg);
-		if (v)
-			add(v, f->slot, bytes, packets);
-	}
-	agg = COLLECTOR_AGG_TOTAL;
-	v = bpf_map_lookup_elem(&aggregates, &agg);
-	if (v)
-		add(v, f->slot, bytes, packets);
-}
+#include "clients.h"
 
 SEC("xdp")
 int xdp_ingress(struct xdp_md *ctx)
@@ -499,7 +485,7 @@ int xdp_ingress(struct xdp_md *ctx)
 	if (classify_frame(ctx, 1, data, data_end, COLLECTOR_DIR_DOWN, 0, &f) != PARSE_OK)
 		return XDP_PASS;
 	/* Whole frame, including fragments of a multi-buffer frame. */
-	count(&f, bpf_xdp_get_buff_len(ctx), 1);
+	count(ctx, 1, &f, bpf_xdp_get_buff_len(ctx), 1);
 	return XDP_PASS;
 }
 
@@ -553,7 +539,7 @@ int tc_egress(struct __sk_buff *skb)
 	/* A hardware-offloaded tag is on the wire but not in the data. */
 	if (skb->vlan_present)
 		bytes += 4 * packets;
-	count(&f, bytes, packets);
+	count(skb, 0, &f, bytes, packets);
 	return TC_ACT_UNSPEC; /* == TCX_NEXT: let other programs run */
 }
 
@@ -576,6 +562,6 @@ int tc_ingress(struct __sk_buff *skb)
 	bytes = skb->len + (packets - 1) * f.hdr_len;
 	if (skb->vlan_present)
 		bytes += 4 * packets;
-	count(&f, bytes, packets);
+	count(skb, 0, &f, bytes, packets);
 	return TC_ACT_UNSPEC;
 }

@@ -61,6 +61,10 @@ internal sealed unsafe class CollectorObject : IDisposable
     public int AggregatesMapFd { get; private set; }
     public int ClassesMapFd { get; private set; }
     public int PortsMapFd { get; private set; }
+    /// <summary>`pending`: per-CPU counters of not yet confirmed sources (bpf/clients.h).</summary>
+    public int PendingMapFd { get; private set; }
+    /// <summary>Bytes of one `pending` value: struct pending_head + n_slots counters.</summary>
+    public int PendingValueSize => KernelSizes.PendingHead + ValueSize;
     public int XdpIngressFd { get; private set; }
     public int TcEgressFd { get; private set; }
     public int TcIngressFd { get; private set; }
@@ -113,6 +117,7 @@ internal sealed unsafe class CollectorObject : IDisposable
         var aggregates = FindMap(BpfConstants.MapAggregates);
         var classes = FindMap(BpfConstants.MapClasses);
         var ports = FindMap(BpfConstants.MapPorts);
+        var pending = FindMap(BpfConstants.MapPending);
         var xdp = FindProgram(BpfConstants.ProgXdp);
         var tcEgress = FindProgram(BpfConstants.ProgTcEgress);
         var tcIngress = FindProgram(BpfConstants.ProgTcIngress);
@@ -120,10 +125,11 @@ internal sealed unsafe class CollectorObject : IDisposable
         Check(LibBpf.MapSetValueSize(clients, (uint)ValueSize), "bpf_map__set_value_size(clients)");
         Check(LibBpf.MapSetValueSize(aggregates, (uint)ValueSize), "bpf_map__set_value_size(aggregates)");
         Check(LibBpf.MapSetMaxEntries(clients, (uint)Options.MaxClients), "bpf_map__set_max_entries(clients)");
+        Check(LibBpf.MapSetValueSize(pending, (uint)PendingValueSize), "bpf_map__set_value_size(pending)");
         WriteSlotCount(path);
 
         if (Options.PinDirectory is { } pinDirectory)
-            PrepareForPinnedMaps(pinDirectory, logger, (clients, aggregates, classes));
+            PrepareForPinnedMaps(pinDirectory, logger, (clients, aggregates, classes, pending));
         else
             MapsOutcome = PinnedMapsOutcome.NotPinned;
 
@@ -141,6 +147,7 @@ internal sealed unsafe class CollectorObject : IDisposable
         AggregatesMapFd = LibBpf.MapFd(aggregates);
         ClassesMapFd = LibBpf.MapFd(classes);
         PortsMapFd = LibBpf.MapFd(ports);
+        PendingMapFd = LibBpf.MapFd(pending);
         XdpIngressFd = LibBpf.ProgramFd(xdp);
         TcEgressFd = LibBpf.ProgramFd(tcEgress);
         TcIngressFd = LibBpf.ProgramFd(tcIngress);
@@ -170,7 +177,7 @@ internal sealed unsafe class CollectorObject : IDisposable
         ((CollectorConfig*)image)->NSlots = (uint)SlotCount;
     }
 
-    private void PrepareForPinnedMaps(string pinDirectory, ILogger logger, (nint Clients, nint Aggregates, nint Classes) maps)
+    private void PrepareForPinnedMaps(string pinDirectory, ILogger logger, (nint Clients, nint Aggregates, nint Classes, nint Pending) maps)
     {
         BpfFileSystem.EnsureMounted(logger, BpfFileSystem.MountPointOf(pinDirectory));
         Directory.CreateDirectory(pinDirectory);
@@ -179,6 +186,7 @@ internal sealed unsafe class CollectorObject : IDisposable
             [BpfConstants.MapClients] = MapShape.OfObjectMap(maps.Clients),
             [BpfConstants.MapAggregates] = MapShape.OfObjectMap(maps.Aggregates),
             [BpfConstants.MapClasses] = MapShape.OfObjectMap(maps.Classes),
+            [BpfConstants.MapPending] = MapShape.OfObjectMap(maps.Pending),
         };
         using var inspection = PinnedMaps.Inspect(pinDirectory, wanted, Classes);
         if (inspection.NothingPinned)
@@ -192,6 +200,7 @@ internal sealed unsafe class CollectorObject : IDisposable
             Check(LibBpf.MapReuseFd(maps.Clients, inspection.Reusable[BpfConstants.MapClients].Fd), "bpf_map__reuse_fd(clients)");
             Check(LibBpf.MapReuseFd(maps.Aggregates, inspection.Reusable[BpfConstants.MapAggregates].Fd), "bpf_map__reuse_fd(aggregates)");
             Check(LibBpf.MapReuseFd(maps.Classes, inspection.Reusable[BpfConstants.MapClasses].Fd), "bpf_map__reuse_fd(class_info)");
+            Check(LibBpf.MapReuseFd(maps.Pending, inspection.Reusable[BpfConstants.MapPending].Fd), "bpf_map__reuse_fd(pending)");
             logger.LogInformation("reusing the counter maps pinned under {PinDirectory}: counters continue", pinDirectory);
             MapsOutcome = PinnedMapsOutcome.Reused;
             return;
@@ -209,6 +218,7 @@ internal sealed unsafe class CollectorObject : IDisposable
         Pin(ClientsMapFd, pinDirectory, BpfConstants.MapClients);
         Pin(AggregatesMapFd, pinDirectory, BpfConstants.MapAggregates);
         Pin(ClassesMapFd, pinDirectory, BpfConstants.MapClasses);
+        Pin(PendingMapFd, pinDirectory, BpfConstants.MapPending);
     }
 
     private static void Pin(int fd, string pinDirectory, string name)

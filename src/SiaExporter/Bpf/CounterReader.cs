@@ -40,7 +40,12 @@ internal sealed unsafe class CounterReader : ICounterSource, IDisposable
         : this(collector.ClientsMapFd, collector.AggregatesMapFd, collector.Classes, collector.Generation,
             collector.Capacity, collector.PossibleCpus, time)
     {
+        _pending = new PendingReader(collector.PendingMapFd, _slots, _cpus);
     }
+
+    // Unconfirmed sources (bpf/clients.h): null when reading by fd alone (no `pending` map).
+    private readonly PendingReader? _pending;
+    private readonly PendingMerge _merge;
 
     /// <summary>Reads maps by fd (kept open by their owner for this reader's lifetime).</summary>
     public CounterReader(int clientsFd, int aggregatesFd, PortClassSet classes, MapGeneration generation,
@@ -59,6 +64,7 @@ internal sealed unsafe class CounterReader : ICounterSource, IDisposable
         _oneValue = new byte[_perKeyBytes];
         _readClients = new ClientAddress[Math.Min(capacity, 1024)];
         _readSlots = new Traffic[_readClients.Length * _slots];
+        _merge = new PendingMerge(_slots);
     }
 
     /// <summary>Forces the get_next_key path (tests; kernels without batch lookups).</summary>
@@ -75,7 +81,11 @@ internal sealed unsafe class CounterReader : ICounterSource, IDisposable
         var slots = _readSlots.AsSpan(0, count * _slots).ToArray();
         var totals = ReadAggregate(BpfConstants.AggTotal);
         var overflow = ReadAggregate(BpfConstants.AggOverflow);
-        return new CounterSnapshot(_classes, _generation, _time.GetUtcNow(), clients, slots, totals, overflow);
+        // `pending` after `clients`: see PendingMerge for why that order.
+        var unconfirmed = _pending is null
+            ? UnconfirmedTraffic.None(_slots)
+            : _merge.Merge(_generation, clients, slots, _pending.Read(), ReadAggregate(BpfConstants.AggUnconfirmed));
+        return new CounterSnapshot(_classes, _generation, _time.GetUtcNow(), clients, slots, totals, overflow) { Unconfirmed = unconfirmed };
     }
 
     public IReadOnlyList<EvictedClient> Evict(IReadOnlyCollection<ClientAddress> clients)
@@ -96,6 +106,7 @@ internal sealed unsafe class CounterReader : ICounterSource, IDisposable
             }
             var final = new Traffic[_slots];
             SumOverCpus(_oneValue, final);
+            if (_pending is not null) final = _merge.Final(client, final, _pending.Release(client));
             evicted.Add(new EvictedClient(client, final));
         }
         return evicted;

@@ -19,6 +19,18 @@ internal static unsafe class KernelMapWriter
             BpfErrors.Check(LibBpf.MapUpdateElem(collector.ClientsMapFd, k, v, 0), "update clients");
     }
 
+    /// <summary>Gives <paramref name="client"/> an empty entry, as if it had been confirmed before
+    /// the test (bpf/clients.h): its frames then count on its entry from the first one.</summary>
+    public static void PutConfirmedClient(CollectorObject collector, ClientAddress client)
+    {
+        var value = new byte[KernelSizes.PerCpuStride(collector.ValueSize) * collector.PossibleCpus];
+        var key = new byte[KernelSizes.ClientKey];
+        client.WriteKernelKey(key);
+        fixed (byte* k = key)
+        fixed (byte* v = value)
+            BpfErrors.Check(LibBpf.MapUpdateElem(collector.ClientsMapFd, k, v, 1 /* BPF_NOEXIST */), "update clients");
+    }
+
     public static void PutAggregate(CollectorObject collector, int index, ulong bytes, ulong packets)
     {
         var value = PerCpuValue(collector, bytes, packets);

@@ -1,0 +1,130 @@
+using System.Runtime.InteropServices;
+using SiaExporter.Counters;
+using SiaExporter.Native;
+
+namespace SiaExporter.Bpf;
+
+/// <summary>
+/// Reads the `pending` per-CPU array (bpf/clients.h): every slot, on every CPU, that holds an
+/// address not yet confirmed (or confirmed on another CPU and not yet folded), with its counters.
+/// One BPF_MAP_LOOKUP_BATCH pass over the array; buffers are kept between calls.
+/// Not thread-safe: one reader per caller.
+/// </summary>
+internal sealed unsafe class PendingReader
+{
+    private const int KeysPerBatch = 256;
+
+    private readonly int _fd;
+    private readonly int _slots;
+    private readonly int _cpus;
+    private readonly int _stride;
+    private readonly byte[] _keys = new byte[KeysPerBatch * sizeof(uint)];
+    private readonly byte[] _values;
+
+    public PendingReader(int pendingFd, int slots, int possibleCpus)
+    {
+        _fd = pendingFd;
+        _slots = slots;
+        _cpus = possibleCpus;
+        _stride = KernelSizes.PerCpuStride(KernelSizes.PendingHead + slots * KernelSizes.Counter);
+        _values = new byte[KeysPerBatch * _cpus * _stride];
+    }
+
+    public List<PendingSlot> Read()
+    {
+        var found = new List<PendingSlot>();
+        uint tokenIn = 0, tokenOut = 0;
+        var first = true;
+        var options = MapBatchOptions.Create();
+        while (true)
+        {
+            var wanted = (uint)KeysPerBatch;
+            int result;
+            fixed (byte* keys = _keys)
+            fixed (byte* values = _values)
+                result = LibBpf.MapLookupBatch(_fd, first ? null : &tokenIn, &tokenOut, keys, values, &wanted, &options);
+            var errno = result < 0 ? Errno.Of(result) : 0;
+            if (errno == Errno.EINTR || errno == Errno.EAGAIN) continue;
+            if (errno != 0 && errno != Errno.ENOENT)
+                throw BpfErrors.Exception("bpf_map_lookup_batch(pending)", errno);
+            for (var i = 0; i < (int)wanted; i++)
+                Collect(_values.AsSpan(i * _cpus * _stride, _cpus * _stride), found);
+            if (errno == Errno.ENOENT) return found;
+            tokenIn = tokenOut;
+            first = false;
+        }
+    }
+
+    /// <summary>
+    /// Frees the pending slots (every CPU) that still hold <paramref name="client"/> and returns what
+    /// they held. The client's entry was just deleted: what these slots held was shown as the
+    /// client's, so it goes with its final value and must not reach a later entry of the same address.
+    /// The element is rewritten for every CPU at once; a frame counted into another address's slot
+    /// between the read and the write would be lost to that address's view (never to the totals).
+    /// </summary>
+    public List<PendingSlot> Release(ClientAddress client)
+    {
+        Span<byte> key = stackalloc byte[KernelSizes.ClientKey];
+        client.WriteKernelKey(key);
+        var index = PendingIndex.Of(key);
+        var element = new byte[_cpus * _stride];
+        int result;
+        fixed (byte* value = element)
+            result = LibBpf.MapLookupElem(_fd, &index, value);
+        BpfErrors.Check(result, "bpf_map_lookup_elem(pending)");
+        var released = new List<PendingSlot>();
+        for (var cpu = 0; cpu < _cpus; cpu++)
+        {
+            var value = element.AsSpan(cpu * _stride, _stride);
+            var head = MemoryMarshal.Read<PendingHead>(value);
+            if (head.State == BpfConstants.PendingEmpty || !value[..KernelSizes.ClientKey].SequenceEqual(key)) continue;
+            released.Add(SlotOf(value));
+            head.State = BpfConstants.PendingEmpty;
+            MemoryMarshal.Write(value, in head);
+        }
+        if (released.Count == 0) return released;
+        fixed (byte* value = element)
+            result = LibBpf.MapUpdateElem(_fd, &index, value, BpfExist);
+        BpfErrors.Check(result, "bpf_map_update_elem(pending)");
+        return released;
+    }
+
+    private const ulong BpfExist = 2;
+
+    private void Collect(ReadOnlySpan<byte> perCpu, List<PendingSlot> into)
+    {
+        for (var cpu = 0; cpu < _cpus; cpu++)
+        {
+            var value = perCpu.Slice(cpu * _stride, _stride);
+            if (MemoryMarshal.Read<PendingHead>(value).State != BpfConstants.PendingEmpty) into.Add(SlotOf(value));
+        }
+    }
+
+    /// <summary>One CPU's value: address + counters.</summary>
+    private PendingSlot SlotOf(ReadOnlySpan<byte> value)
+    {
+        var counters = MemoryMarshal.Cast<byte, Counter>(value.Slice(KernelSizes.PendingHead, _slots * KernelSizes.Counter));
+        var slots = new Traffic[_slots];
+        for (var s = 0; s < _slots; s++) slots[s] = new Traffic(counters[s].Bytes, counters[s].Packets);
+        return new PendingSlot(ClientAddress.FromKernelKey(value[..KernelSizes.ClientKey]), slots);
+    }
+}
+
+/// <summary>The kernel's slot function of bpf/clients.h (pending_index), for the address's slot.</summary>
+internal static class PendingIndex
+{
+    public static uint Of(ReadOnlySpan<byte> kernelKey)
+    {
+        unchecked
+        {
+            var h = (System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(kernelKey) * 0x9e3779b1u)
+                    ^ (System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(kernelKey[4..]) * 0x85ebca77u)
+                    ^ (System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(kernelKey[8..]) * 0xc2b2ae3du)
+                    ^ (System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(kernelKey[12..]) * 0x27d4eb2fu);
+            h ^= h >> 15;
+            h *= 0x2c1b3c6du;
+            h ^= h >> 12;
+            return h & (BpfConstants.PendingEntries - 1);
+        }
+    }
+}
