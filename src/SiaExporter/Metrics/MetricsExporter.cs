@@ -84,6 +84,7 @@ public sealed class MetricsExporter
     private readonly Counter _pushFailures;
     private readonly Counter _sqliteFailures;
     private readonly Counter _errors;
+    private readonly UnconfirmedMetrics _unconfirmed;
 
     private readonly Dictionary<ClientAddress, ClientSeries> _series = new();
     private readonly Dictionary<string, (ulong Kernel, ulong Published)> _bpfTime = new();
@@ -154,6 +155,7 @@ public sealed class MetricsExporter
             "Closed 5-minute buckets not yet acknowledged by the API endpoint (including ones it refused).");
         _pushFailures = f.CreateCounter("sia_exporter_push_failures_total",
             "Failed requests to the API endpoint; the buckets stay in the outbox and are sent later.");
+        _unconfirmed = new UnconfirmedMetrics(f);
         _errors.WithLabels("counter_read");
         _errors.WithLabels("state_write");
         _mapCapacity.Set(_sources.MapCapacity ?? options.MaxClients);
@@ -357,6 +359,7 @@ public sealed class MetricsExporter
         _clients.Set(snapshot.Clients.Length);
         _publishedClients.Set(state.Clients.Count);
         _overflow.IncTo(state.OverflowPublished);
+        _unconfirmed.Publish(snapshot);
     }
 
     private ClientSeries CreateClientSeries(ClientAddress address, PortClassSet classes)
