@@ -32,7 +32,8 @@ BPF_CFLAGS  := -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 -I$(ARCH_INC
 
 # Debian packages: what running needs, and what the tests need on top.
 RUN_PKGS    := clang llvm libbpf-dev libbpf1 bpftool iproute2 libc6-dev
-TEST_PKGS   := $(RUN_PKGS) ethtool tcpdump tshark sqlite3 iperf3 prometheus systemd procps e2fsprogs
+TEST_PKGS   := $(RUN_PKGS) ethtool tcpdump tshark sqlite3 iperf3 prometheus systemd procps e2fsprogs \
+               ngtcp2-server ngtcp2-client openssl
 DEPS_STAMP  := $(BUILD)/.deps
 
 .PHONY: all build bpf publish run test test-unit deps deps-run deps-test bench bench-bpf bench-scrape \
