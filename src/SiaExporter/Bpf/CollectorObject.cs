@@ -71,6 +71,8 @@ internal sealed unsafe class CollectorObject : IDisposable
 
     /// <summary>Kernel memory of the per-CPU `clients` map: capacity × round_up(value, 8) × possible CPUs.</summary>
     public long ClientsMapBytes => (long)Capacity * KernelSizes.PerCpuStride(ValueSize) * PossibleCpus;
+    /// <summary>Kernel memory of the per-CPU `pending` table of unconfirmed sources (bpf/clients.h).</summary>
+    public long PendingMapBytes => (long)BpfConstants.PendingEntries * KernelSizes.PerCpuStride(PendingValueSize) * PossibleCpus;
     /// <summary>Both per-CPU maps (clients + aggregates).</summary>
     public long PerCpuMapBytes => (long)(Capacity + BpfConstants.AggEntries) * KernelSizes.PerCpuStride(ValueSize) * PossibleCpus;
 
