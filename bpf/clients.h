@@ -23,6 +23,8 @@
  * new entry and marks the address's slot on every other CPU CONFIRMED; those
  * CPUs fold the marked slot into the entry when they reuse it. User space adds
  * pending slots whose address has a `clients` entry to that client.
+ * A bit per confirmed address's hash in `confirmed` lets a spoofed source's frame skip
+ * the `clients` lookup altogether.
  * A flood of unconfirmed sources thus only ever churns `pending`: it cannot
  * take a `clients` entry, push a confirmed client out, or keep a real one out.
  *
@@ -50,8 +52,24 @@ struct {
 	__uint(max_entries, COLLECTOR_PENDING_ENTRIES);
 } pending SEC(".maps");
 
-/* Slot of an address in `pending` (the same index on every CPU). */
-static __always_inline __u32 pending_index(const struct client_key *k)
+/*
+ * Prefilter of confirmed addresses, one bit per hash: a spoofed source's frame skips the
+ * `clients` hash lookup (a cache miss on a random bucket) for one bit test in 64 KiB.
+ * Bits are only ever set (atomically, by admit), never cleared.
+ */
+struct confirmed_bits {
+	__u64 w[COLLECTOR_CONFIRMED_BITS / 64];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct confirmed_bits);
+	__uint(max_entries, 1);
+} confirmed SEC(".maps");
+
+/* Hash of an address: its pending slot is the low bits, its prefilter bit the high ones. */
+static __always_inline __u32 addr_hash(const struct client_key *k)
 {
 	const __u32 *w = (const __u32 *)k->addr;
 	__u32 h = (w[0] * 0x9e3779b1u) ^ (w[1] * 0x85ebca77u) ^ (w[2] * 0xc2b2ae3du) ^ (w[3] * 0x27d4eb2fu);
@@ -59,7 +77,29 @@ static __always_inline __u32 pending_index(const struct client_key *k)
 	h ^= h >> 15;
 	h *= 0x2c1b3c6du;
 	h ^= h >> 12;
-	return h & (COLLECTOR_PENDING_ENTRIES - 1);
+	return h;
+}
+
+/* Slot of an address in `pending` (the same index on every CPU). */
+static __always_inline __u32 pending_index(__u32 hash)
+{
+	return hash & (COLLECTOR_PENDING_ENTRIES - 1);
+}
+
+static __always_inline __u32 confirmed_bit(__u32 hash)
+{
+	return (hash >> 13) & (COLLECTOR_CONFIRMED_BITS - 1);
+}
+
+/* May the address have a `clients` entry? (false: certainly not) */
+static __always_inline int maybe_confirmed(__u32 hash)
+{
+	__u32 zero = 0, bit = confirmed_bit(hash);
+	struct confirmed_bits *cb = bpf_map_lookup_elem(&confirmed, &zero);
+
+	if (!cb)
+		return 1;
+	return (cb->w[bit >> 6] >> (bit & 63)) & 1;
 }
 
 static __always_inline int same_addr(const struct pending_head *h, const struct client_key *k)
@@ -87,9 +127,9 @@ static __always_inline void fold_and_clear(struct counter *to, struct pending_en
 }
 
 /* Counts a frame of a not (yet) confirmed address in this CPU's pending slot. */
-static __always_inline void count_pending(struct frame *f, __u64 bytes, __u64 packets)
+static __always_inline void count_pending(struct frame *f, __u32 hash, __u64 bytes, __u64 packets)
 {
-	__u32 idx = pending_index(&f->key);
+	__u32 idx = pending_index(hash);
 	struct pending_entry *e = bpf_map_lookup_elem(&pending, &idx);
 
 	if (!e)
@@ -150,18 +190,22 @@ static long mark_confirmed_on(__u64 cpu, void *data)
  * full) holding what this CPU had counted for it, and mark its slot on the
  * other CPUs.
  */
-static __always_inline struct counter *admit(struct frame *f)
+static __always_inline struct counter *admit(struct frame *f, __u32 hash)
 {
+	__u32 zero = 0, bit = confirmed_bit(hash);
+	struct confirmed_bits *cb = bpf_map_lookup_elem(&confirmed, &zero);
 	struct mark_ctx m;
 	struct pending_entry *e;
 	struct counter *v;
 
+	if (cb) /* before the entry exists: a set bit only costs a lookup */
+		__sync_fetch_and_or(&cb->w[bit >> 6], 1ULL << (bit & 63));
 	bpf_map_update_elem(&clients, &f->key, zero_value, BPF_NOEXIST); /* EEXIST from a racing CPU is fine */
 	v = bpf_map_lookup_elem(&clients, &f->key);
 	if (!v)
 		return 0;
 	m.key = f->key;
-	m.idx = pending_index(&f->key);
+	m.idx = pending_index(hash);
 	e = bpf_map_lookup_elem(&pending, &m.idx);
 	if (e && e->head.state != COLLECTOR_PENDING_EMPTY && same_addr(&e->head, &f->key)) {
 		fold_and_clear(v, e);
@@ -173,14 +217,15 @@ static __always_inline struct counter *admit(struct frame *f)
 
 static __always_inline void count(void *ctx, int is_xdp, struct frame *f, __u64 bytes, __u64 packets)
 {
-	struct counter *v;
-	__u32 agg;
+	struct counter *v = 0;
+	__u32 agg, hash = addr_hash(&f->key);
 
-	v = bpf_map_lookup_elem(&clients, &f->key);
+	if (maybe_confirmed(hash))
+		v = bpf_map_lookup_elem(&clients, &f->key);
 	if (v) {
 		add(v, f->slot, bytes, packets);
 	} else if ((f->slot & 1) == COLLECTOR_DIR_UP && confirms(ctx, is_xdp, f)) {
-		v = admit(f);
+		v = admit(f, hash);
 		if (!v) {
 			agg = COLLECTOR_AGG_OVERFLOW; /* confirmed, but clients is full */
 			v = bpf_map_lookup_elem(&aggregates, &agg);
@@ -188,7 +233,7 @@ static __always_inline void count(void *ctx, int is_xdp, struct frame *f, __u64 
 		if (v)
 			add(v, f->slot, bytes, packets);
 	} else {
-		count_pending(f, bytes, packets);
+		count_pending(f, hash, bytes, packets);
 	}
 	agg = COLLECTOR_AGG_TOTAL;
 	v = bpf_map_lookup_elem(&aggregates, &agg);

@@ -56,6 +56,10 @@
 #define COLLECTOR_PENDING_EMPTY 0     /* free; counters are stale and ignored */
 #define COLLECTOR_PENDING_USED 1      /* an unconfirmed address */
 #define COLLECTOR_PENDING_CONFIRMED 2 /* its address was confirmed on another CPU */
+/* Bits of the `confirmed` prefilter (a power of two): a clear bit for an address's hash
+ * means it has no `clients` entry, so the lookup is skipped (never cleared; unpinned, so a
+ * restart starts it empty and the host's next packet to each client sets its bit again). */
+#define COLLECTOR_CONFIRMED_BITS 524288
 /* CPUs whose pending entries a confirmation marks (bounds a loop). */
 #define COLLECTOR_MAX_CPUS 1024
 
@@ -66,6 +70,7 @@
 #define COLLECTOR_MAP_PORTS "port_classes"
 #define COLLECTOR_MAP_FRAGS "frag_classes"
 #define COLLECTOR_MAP_PENDING "pending"
+#define COLLECTOR_MAP_CONFIRMED "confirmed"
 #define COLLECTOR_PROG_XDP "xdp_ingress"
 #define COLLECTOR_PROG_TC_EGRESS "tc_egress"
 #define COLLECTOR_PROG_TC_INGRESS "tc_ingress"

@@ -63,6 +63,8 @@ internal sealed unsafe class CollectorObject : IDisposable
     public int PortsMapFd { get; private set; }
     /// <summary>`pending`: per-CPU counters of not yet confirmed sources (bpf/clients.h).</summary>
     public int PendingMapFd { get; private set; }
+    /// <summary>`confirmed`: the prefilter bitmap of confirmed addresses (bpf/clients.h; not pinned).</summary>
+    public int ConfirmedMapFd { get; private set; }
     /// <summary>Bytes of one `pending` value: struct pending_head + n_slots counters.</summary>
     public int PendingValueSize => KernelSizes.PendingHead + ValueSize;
     public int XdpIngressFd { get; private set; }
@@ -150,6 +152,7 @@ internal sealed unsafe class CollectorObject : IDisposable
         ClassesMapFd = LibBpf.MapFd(classes);
         PortsMapFd = LibBpf.MapFd(ports);
         PendingMapFd = LibBpf.MapFd(pending);
+        ConfirmedMapFd = LibBpf.MapFd(FindMap(BpfConstants.MapConfirmed));
         XdpIngressFd = LibBpf.ProgramFd(xdp);
         TcEgressFd = LibBpf.ProgramFd(tcEgress);
         TcIngressFd = LibBpf.ProgramFd(tcIngress);

@@ -110,10 +110,11 @@ internal sealed unsafe class PendingReader
     }
 }
 
-/// <summary>The kernel's slot function of bpf/clients.h (pending_index), for the address's slot.</summary>
+/// <summary>The kernel's address hash of bpf/clients.h (addr_hash): the pending slot is its low
+/// bits, the `confirmed` prefilter bit its high ones.</summary>
 internal static class PendingIndex
 {
-    public static uint Of(ReadOnlySpan<byte> kernelKey)
+    public static uint Hash(ReadOnlySpan<byte> kernelKey)
     {
         unchecked
         {
@@ -124,7 +125,13 @@ internal static class PendingIndex
             h ^= h >> 15;
             h *= 0x2c1b3c6du;
             h ^= h >> 12;
-            return h & (BpfConstants.PendingEntries - 1);
+            return h;
         }
     }
+
+    /// <summary>pending_index: the address's slot in `pending`.</summary>
+    public static uint Of(ReadOnlySpan<byte> kernelKey) => Hash(kernelKey) & (BpfConstants.PendingEntries - 1);
+
+    /// <summary>confirmed_bit: the address's bit in the `confirmed` prefilter.</summary>
+    public static uint ConfirmedBit(ReadOnlySpan<byte> kernelKey) => (Hash(kernelKey) >> 13) & (BpfConstants.ConfirmedBits - 1);
 }

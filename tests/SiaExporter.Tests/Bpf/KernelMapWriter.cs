@@ -29,6 +29,16 @@ internal static unsafe class KernelMapWriter
         fixed (byte* k = key)
         fixed (byte* v = value)
             BpfErrors.Check(LibBpf.MapUpdateElem(collector.ClientsMapFd, k, v, 1 /* BPF_NOEXIST */), "update clients");
+        // ... and its bit in the `confirmed` prefilter, as the kernel's admit() sets it.
+        var bit = PendingIndex.ConfirmedBit(key);
+        var bits = new byte[BpfConstants.ConfirmedBits / 8];
+        uint zero = 0;
+        fixed (byte* b = bits)
+        {
+            BpfErrors.Check(LibBpf.MapLookupElem(collector.ConfirmedMapFd, &zero, b), "lookup confirmed");
+            b[bit >> 3] |= (byte)(1 << (int)(bit & 7));
+            BpfErrors.Check(LibBpf.MapUpdateElem(collector.ConfirmedMapFd, &zero, b, 0), "update confirmed");
+        }
     }
 
     public static void PutAggregate(CollectorObject collector, int index, ulong bytes, ulong packets)
