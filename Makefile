@@ -36,8 +36,8 @@ TEST_PKGS   := $(RUN_PKGS) ethtool tcpdump tshark sqlite3 iperf3 prometheus syst
                ngtcp2-server ngtcp2-client openssl
 DEPS_STAMP  := $(BUILD)/.deps
 
-.PHONY: all build bpf publish run test test-unit deps deps-run deps-test bench bench-bpf bench-scrape \
-        bench-sqlite bench-traffic soak install uninstall clean check-dotnet
+.PHONY: all build bpf publish run test test-unit deps deps-run deps-test bench bench-bpf probes bench-scrape \
+        bench-sqlite bench-traffic soak install uninstall clean check-dotnet docs
 
 all: build
 
@@ -65,6 +65,17 @@ build: check-dotnet $(BPF_OBJ)
 	@rm -f $(BUILD)/*.dbg $(BUILD)/*.staticwebassets.endpoints.json
 	@echo "built $(BIN) and $(BPF_OBJ)"
 
+# ---------------------------------------------------------------- docs
+# collector.env.example and the settings table of docs/reference.md, from the settings table
+# (src/SiaExporter/Hosting/SettingsTable.cs); a test fails when the committed files differ.
+DOCS_RUN := $(DOTNET) run --project src/SiaExporter/SiaExporter.csproj -c Release --no-launch-profile --no-build --
+docs: check-dotnet
+	$(DOTNET) build src/SiaExporter/SiaExporter.csproj -c Release --nologo -v quiet
+	@mkdir -p $(BUILD)
+	$(DOCS_RUN) settings --env-example > $(BUILD)/collector.env.example
+	mv $(BUILD)/collector.env.example collector.env.example
+	$(DOCS_RUN) settings --update-reference $(CURDIR)/docs/reference.md
+
 # ---------------------------------------------------------------- run
 # History in ./data/traffic.db unless SQLITE_PATH says otherwise; settings from /etc/collector.env
 # (if present), the environment, or ARGS (e.g. make run ARGS="--interface eth1").
@@ -83,8 +94,16 @@ test: deps-test check-dotnet $(BPF_OBJ) $(BIN)
 # ---------------------------------------------------------------- benchmarks (not tests)
 BENCH = $(DOTNET) run -c Release --project bench/SiaExporter.Bench --
 bench: bench-bpf bench-scrape bench-sqlite bench-traffic
-bench-bpf: deps-test check-dotnet $(BPF_OBJ)
-	BPF_OBJECT=$(CURDIR)/$(BPF_OBJ) $(BENCH) bpf
+# The bpf bench's reference programs (empty XDP, one hash lookup, ...): one program a file in
+# bench/probes, each compiled to build/probes/NAME.bpf.o.
+PROBE_SRC := $(wildcard bench/probes/*.bpf.c)
+PROBE_OBJ := $(patsubst bench/probes/%.bpf.c,$(BUILD)/probes/%.bpf.o,$(PROBE_SRC))
+probes: $(PROBE_OBJ)
+$(BUILD)/probes/%.bpf.o: bench/probes/%.bpf.c
+	@mkdir -p $(BUILD)/probes
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+bench-bpf: deps-test check-dotnet $(BPF_OBJ) $(PROBE_OBJ)
+	BPF_OBJECT=$(CURDIR)/$(BPF_OBJ) PROBES=$(CURDIR)/$(BUILD)/probes $(BENCH) bpf
 bench-scrape: deps-test check-dotnet $(BPF_OBJ) $(BIN)
 	BPF_OBJECT=$(CURDIR)/$(BPF_OBJ) $(BENCH) scrape
 	BPF_OBJECT=$(CURDIR)/$(BPF_OBJ) $(BENCH) scrape-daemon $(CURDIR)/$(BIN)

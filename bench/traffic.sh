@@ -3,8 +3,11 @@
 #
 #   bench/traffic.sh [path/to/collector]      (make bench-traffic; as root)
 #
-# A veth pair fld-bh (host, 10.250.99.1) <-> fld-bp (netns fldbench, 10.250.99.2). iperf3 server in
-# the netns on 9984, client on the host, so every frame crosses the host's XDP ingress and TC egress
+# A veth pair STEMh (host, 10.250.99.1) <-> STEMn (netns STEM, 10.250.99.2), pins in
+# /sys/fs/bpf/STEM, where STEM is sxt<pid>-0: the tests' owned-name scheme (tests/.../Fixtures/
+# TestNetwork.cs, OwnedNames), so a concurrent run never collides with this one and the next test
+# run removes what a SIGKILLed bench left behind. This stays a shell script because it drives the
+# shipped binary with iperf3, curl and awk as an operator would. iperf3 server in the netns on 9984, client on the host, so every frame crosses the host's XDP ingress and TC egress
 # programs and is counted (9984/tcp and 9984/udp). Three tests per round:
 #   tcp-up    host -> netns TCP (data through tc_egress, ACKs through xdp_ingress)
 #   tcp-down  netns -> host TCP (iperf3 -R: data through xdp_ingress)
@@ -22,12 +25,13 @@ RUN_SECONDS=${SECONDS_PER_RUN:-5}
 XDP_MODE=${XDP_MODE:-auto}
 PORT=9984
 METRICS_PORT=${METRICS_PORT:-19984}
-NS=fldbench
-HOST_IF=fld-bh
-PEER_IF=fld-bp
+STEM=sxt$$-0
+NS=$STEM
+HOST_IF=${STEM}h
+PEER_IF=${STEM}n
 HOST_IP=10.250.99.1
 PEER_IP=10.250.99.2
-PIN_DIR=/sys/fs/bpf/fld-bench
+PIN_DIR=/sys/fs/bpf/$STEM
 TESTS=(tcp-up tcp-down udp-up)
 
 die() { echo "bench/traffic.sh: error: $*" >&2; exit 1; }
@@ -38,7 +42,7 @@ for tool in iperf3 ip curl awk; do command -v "$tool" >/dev/null || die "$tool i
 [[ -f $(dirname "$COLLECTOR")/collector.bpf.o ]] || die "no collector.bpf.o beside $COLLECTOR; build it with 'make build'"
 COLLECTOR=$(readlink -f "$COLLECTOR")
 
-WORK=$(mktemp -d /tmp/fld-bench.XXXXXX)
+WORK=$(mktemp -d /tmp/traffic-bench.XXXXXX)
 DAEMON_PID=
 SERVER_PID=
 
@@ -73,7 +77,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- network
-remove_network # leftovers of an earlier run
 ip netns add "$NS"
 ip link add "$HOST_IF" type veth peer name "$PEER_IF" netns "$NS"
 ip addr add "$HOST_IP/30" dev "$HOST_IF"
@@ -107,7 +110,7 @@ start_daemon() {
 	DAEMON_PID=$!
 	for _ in $(seq 150); do
 		kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$dir/daemon.log" >&2; DAEMON_PID=; die "the daemon exited during start-up (log above)"; }
-		if metrics >"$dir/start.prom" 2>/dev/null && grep -q '^sia_exporter_bpf_attached.*hook="tc".* 1$' "$dir/start.prom"; then
+		if metrics >"$dir/start.prom" 2>/dev/null && grep -q '^sia_exporter_bpf_attached.*hook="tc_egress".* 1$' "$dir/start.prom"; then
 			return 0
 		fi
 		sleep 0.1

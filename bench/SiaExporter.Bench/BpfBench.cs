@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Extensions.Logging.Abstractions;
 using SiaExporter.Bpf;
@@ -11,83 +10,25 @@ namespace SiaExporter.Bench;
 /// <summary>
 /// `bench bpf`: ns per packet of the collector's programs under BPF_PROG_TEST_RUN (the kernel's
 /// own per-run mean over `repeat` runs; median of several rounds), side by side with reference
-/// floors compiled here from inline C: an empty XDP program, one doing only
-/// bpf_xdp_get_buff_len, one doing only one per-CPU hash lookup of a 16-byte key, the seed-style
-/// reference (one plain hash lookup with atomic adds, as the original Go collector counts) and an
-/// empty tc program. Targets: known client ≤ empty + 15 ns, non-Sia ≤ empty + 5 ns, spoofed
-/// (unconfirmed) source ≤ empty + 30 ns (printed PASS/MISS; a miss does not fail the process:
-/// timings depend on the machine).
-/// Environment: BPF_OBJECT (collector.bpf.o), CLANG (default clang), BENCH_REPEAT, BENCH_ROUNDS.
+/// floors from bench/probes/*.bpf.c (`make probes`, one program a file): an empty XDP program,
+/// one doing only bpf_xdp_get_buff_len, one doing only one per-CPU hash lookup of a 16-byte key,
+/// the seed-style reference (one plain hash lookup with atomic adds, as the original Go collector
+/// counts; and its insert of every new source) and an empty tc program. Targets: known client ≤
+/// empty + 15 ns, non-Sia ≤ empty + 5 ns, spoofed (unconfirmed) source ≤ empty + 30 ns (printed
+/// PASS/MISS; a miss does not fail the process: timings depend on the machine).
+/// Environment: BPF_OBJECT (collector.bpf.o), PROBES (the compiled probes, default build/probes),
+/// BENCH_REPEAT, BENCH_ROUNDS.
 /// </summary>
 public static class BpfBench
 {
-    private const string ReferenceSource = """
-        #include <linux/bpf.h>
-        #include <bpf/bpf_helpers.h>
-        char LICENSE[] SEC("license") = "Dual BSD/GPL";
-        struct {
-            __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-            __uint(key_size, 16);
-            __uint(value_size, 96);
-            __uint(max_entries, 16384);
-        } ref_clients SEC(".maps");
-        struct seed_value { __u64 bytes; __u64 packets; };
-        struct {
-            __uint(type, BPF_MAP_TYPE_HASH);
-            __uint(key_size, 16);
-            __uint(value_size, sizeof(struct seed_value));
-            __uint(max_entries, 65536);
-        } seed_clients SEC(".maps");
-        SEC("xdp") int empty_xdp(struct xdp_md *ctx) { return XDP_PASS; }
-        SEC("xdp") int buff_len_xdp(struct xdp_md *ctx) { return bpf_xdp_get_buff_len(ctx) ? XDP_PASS : XDP_DROP; }
-        SEC("xdp") int lookup_xdp(struct xdp_md *ctx)
-        {
-            __u8 key[16] = {};
-            key[15] = 1;
-            return bpf_map_lookup_elem(&ref_clients, key) ? XDP_PASS : XDP_DROP;
-        }
-        SEC("xdp") int seed_xdp(struct xdp_md *ctx)
-        {
-            __u8 key[16] = {};
-            struct seed_value *v;
-            key[15] = 1;
-            v = bpf_map_lookup_elem(&seed_clients, key);
-            if (!v) return XDP_DROP;
-            __sync_fetch_and_add(&v->bytes, ctx->data_end - ctx->data);
-            __sync_fetch_and_add(&v->packets, 1);
-            return XDP_PASS;
-        }
-        /* The seed-style path for any source: key from the IPv4 source, insert on a miss (as the
-           original collector does for every new peer), then atomic adds. */
-        SEC("xdp") int seed_insert_xdp(struct xdp_md *ctx)
-        {
-            void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
-            struct seed_value zero = {}, *v;
-            __u8 key[16] = {};
-            if (data + 34 > data_end) return XDP_PASS;
-            key[10] = 0xff; key[11] = 0xff;
-            __builtin_memcpy(&key[12], data + 26, 4);
-            v = bpf_map_lookup_elem(&seed_clients, key);
-            if (!v) {
-                bpf_map_update_elem(&seed_clients, key, &zero, BPF_NOEXIST);
-                v = bpf_map_lookup_elem(&seed_clients, key);
-                if (!v) return XDP_PASS;
-            }
-            __sync_fetch_and_add(&v->bytes, data_end - data);
-            __sync_fetch_and_add(&v->packets, 1);
-            return XDP_PASS;
-        }
-        SEC("tc") int empty_tc(struct __sk_buff *skb) { return -1; }
-        """;
-
     private static readonly int Repeat = EnvInt("BENCH_REPEAT") ?? 1_000_000;
     private static readonly int Rounds = EnvInt("BENCH_ROUNDS") ?? 7;
 
     public static int Run(string[] args)
     {
         var objectPath = Environment.GetEnvironmentVariable("BPF_OBJECT") is { Length: > 0 } p ? p : "build/collector.bpf.o";
-        using var reference = ReferenceObject.Build();
-        using var collector = CollectorObject.Load(new CollectorObjectOptions(objectPath, PortClassSet.DefaultSet, PinDirectory: null), NullLogger.Instance);
+        using var reference = ReferencePrograms.Load(Environment.GetEnvironmentVariable("PROBES") is { Length: > 0 } d ? d : "build/probes");
+        using var collector = CollectorObject.Load(new CollectorObjectOptions(objectPath, PortClassSet.DefaultSet, BpfConstants.DefaultMaxClients, PinDirectory: null), NullLogger.Instance);
 
         var knownV4 = Frame(v6: false, udp: false, src: [198, 51, 100, 7], dst: [192, 0, 2, 1], sport: 50123, dport: 9984, payload: 100);
         var knownV6 = Frame(v6: true, udp: true, src: V6(0x77), dst: V6(1), sport: 50123, dport: 9984, payload: 1200);
@@ -101,27 +42,27 @@ public static class BpfBench
 
         // Known clients: the host's ACK / QUIC short header confirms them (bpf/clients.h), so the
         // timed runs find their entries. Spoofed sources are never confirmed.
-        BpfTestRun.Run(collector.TcEgressFd, upKnown);
-        BpfTestRun.Run(collector.TcEgressFd, upKnownV6);
+        BpfTestRun.Run(collector.TcEgress, upKnown);
+        BpfTestRun.Run(collector.TcEgress, upKnownV6);
 
         Console.WriteLine($"bpf bench: BPF_PROG_TEST_RUN, repeat {Repeat:N0}, median of {Rounds} rounds, kernel {Environment.OSVersion.Version}, {Environment.ProcessorCount} CPUs");
         // Rounds go round-robin over every row, so a noisy stretch on a shared machine hits them
         // all alike instead of one row's whole median.
-        var rows = new (string Name, int Fd, byte[] Packet)[]
+        var rows = new (string Name, BpfProgram Program, byte[] Packet)[]
         {
             ("empty XDP (floor)", reference.EmptyXdp, knownV4),
             ("XDP bpf_xdp_get_buff_len only", reference.BuffLenXdp, knownV4),
             ("XDP one per-CPU hash lookup (16-byte key, hit)", reference.LookupXdp, knownV4),
             ("XDP seed-style: hash lookup + atomics (original)", reference.SeedXdp, knownV4),
-            ("xdp_ingress known client IPv4 TCP 9984", collector.XdpIngressFd, knownV4),
-            ("xdp_ingress known client IPv6 UDP 9984", collector.XdpIngressFd, knownV6),
-            ("xdp_ingress non-Sia (IPv4 TCP 22)", collector.XdpIngressFd, nonSia),
-            ("xdp_ingress spoofed source IPv4 TCP (pending hit)", collector.XdpIngressFd, spoofedV4),
-            ("xdp_ingress spoofed source IPv6 UDP (pending hit)", collector.XdpIngressFd, spoofedV6),
+            ("xdp_ingress known client IPv4 TCP 9984", collector.XdpIngress, knownV4),
+            ("xdp_ingress known client IPv6 UDP 9984", collector.XdpIngress, knownV6),
+            ("xdp_ingress non-Sia (IPv4 TCP 22)", collector.XdpIngress, nonSia),
+            ("xdp_ingress spoofed source IPv4 TCP (pending hit)", collector.XdpIngress, spoofedV4),
+            ("xdp_ingress spoofed source IPv6 UDP (pending hit)", collector.XdpIngress, spoofedV6),
             ("empty tc (floor)", reference.EmptyTc, upKnown),
-            ("tc_egress known client IPv4 TCP 9984", collector.TcEgressFd, upKnown),
-            ("tc_egress non-Sia (IPv4 TCP 22)", collector.TcEgressFd, upNonSia),
-            ("tc_egress SYN-ACK to a spoofed source", collector.TcEgressFd, synAckToSpoofed),
+            ("tc_egress known client IPv4 TCP 9984", collector.TcEgress, upKnown),
+            ("tc_egress non-Sia (IPv4 TCP 22)", collector.TcEgress, upNonSia),
+            ("tc_egress SYN-ACK to a spoofed source", collector.TcEgress, synAckToSpoofed),
         };
         var ns = MeasureRoundRobin(rows);
         var byName = rows.Select((r, i) => (r.Name, ns[i])).ToDictionary(x => x.Name, x => x.Item2);
@@ -157,22 +98,22 @@ public static class BpfBench
     }
 
     /// <summary>Per row, the median over rounds of the kernel's mean ns per run over <see cref="Repeat"/> runs.</summary>
-    private static double[] MeasureRoundRobin((string Name, int Fd, byte[] Packet)[] rows)
+    private static double[] MeasureRoundRobin((string Name, BpfProgram Program, byte[] Packet)[] rows)
     {
-        foreach (var row in rows) BpfTestRun.Run(row.Fd, row.Packet, repeat: Math.Min(Repeat, 100_000)); // warm up
+        foreach (var row in rows) BpfTestRun.Run(row.Program, row.Packet, repeat: Math.Min(Repeat, 100_000)); // warm up
         var rounds = new double[rows.Length][];
         for (var i = 0; i < rows.Length; i++) rounds[i] = new double[Rounds];
         for (var r = 0; r < Rounds; r++)
             for (var i = 0; i < rows.Length; i++)
-                rounds[i][r] = BpfTestRun.Run(rows[i].Fd, rows[i].Packet, Repeat).DurationNs;
+                rounds[i][r] = BpfTestRun.Run(rows[i].Program, rows[i].Packet, Repeat).DurationNs;
         return rounds.Select(Median).ToArray();
     }
 
     /// <summary>Each run a source never seen (a spoofed flood: each frame takes a pending slot
     /// over): repeat=1 runs over fresh source addresses (the kernel's per-run time of a single run,
     /// which includes its timer reads, hence the empty program measured the same way as its floor).</summary>
-    private static (double FirstSeen, double Empty, double Known, double SeedFirstSeen) MeasureFirstSeen(CollectorObject collector, int emptyFd,
-        int seedInsertFd, byte[] template, byte[] known)
+    private static (double FirstSeen, double Empty, double Known, double SeedFirstSeen) MeasureFirstSeen(CollectorObject collector, BpfProgram empty,
+        BpfProgram seedInsert, byte[] template, byte[] known)
     {
         const int runs = 12_000;
         var packet = template.ToArray();
@@ -186,17 +127,17 @@ public static class BpfBench
             packet[26] = 11;
             BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(28), (ushort)i);
             packet[27] = (byte)(i >> 16);
-            BpfTestRun.Run(collector.XdpIngressFd, packet);
+            BpfTestRun.Run(collector.XdpIngress, packet);
         }
         for (var i = 0; i < runs; i++)
         {
             packet[26] = 10; // 10.x.y.z: never one of the fixed clients above
             BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(28), (ushort)i);
             packet[27] = (byte)(i >> 16);
-            times[i] = BpfTestRun.Run(collector.XdpIngressFd, packet).DurationNs;
-            emptyTimes[i] = BpfTestRun.Run(emptyFd, packet).DurationNs;
-            knownTimes[i] = BpfTestRun.Run(collector.XdpIngressFd, known).DurationNs;
-            seedTimes[i] = BpfTestRun.Run(seedInsertFd, packet).DurationNs;
+            times[i] = BpfTestRun.Run(collector.XdpIngress, packet).DurationNs;
+            emptyTimes[i] = BpfTestRun.Run(empty, packet).DurationNs;
+            knownTimes[i] = BpfTestRun.Run(collector.XdpIngress, known).DurationNs;
+            seedTimes[i] = BpfTestRun.Run(seedInsert, packet).DurationNs;
         }
         return (Median(times), Median(emptyTimes), Median(knownTimes), Median(seedTimes));
     }
@@ -255,80 +196,69 @@ public static class BpfBench
 
     private static int? EnvInt(string name) => int.TryParse(Environment.GetEnvironmentVariable(name), out var v) ? v : null;
 
-    /// <summary>The reference programs, compiled with clang into a temporary directory and loaded.</summary>
-    private sealed class ReferenceObject : IDisposable
+    /// <summary>The reference programs: one compiled probe (bench/probes/NAME.bpf.c) a row.</summary>
+    private sealed class ReferencePrograms : IDisposable
     {
-        private readonly SafeBpfObjectHandle _object;
+        private readonly List<BpfProgram> _programs = [];
 
-        private ReferenceObject(SafeBpfObjectHandle bpfObject) => _object = bpfObject;
+        public BpfProgram EmptyXdp { get; private set; } = null!;
+        public BpfProgram BuffLenXdp { get; private set; } = null!;
+        public BpfProgram LookupXdp { get; private set; } = null!;
+        public BpfProgram SeedXdp { get; private set; } = null!;
+        public BpfProgram SeedInsertXdp { get; private set; } = null!;
+        public BpfProgram EmptyTc { get; private set; } = null!;
 
-        public int EmptyXdp { get; private init; }
-        public int BuffLenXdp { get; private init; }
-        public int LookupXdp { get; private init; }
-        public int SeedXdp { get; private init; }
-        public int SeedInsertXdp { get; private init; }
-        public int EmptyTc { get; private init; }
-
-        public static unsafe ReferenceObject Build()
+        public static ReferencePrograms Load(string directory)
         {
             NativeLibraryResolver.EnsureLibBpf();
-            var dir = Directory.CreateTempSubdirectory("sia-bpf-bench-");
+            var reference = new ReferencePrograms();
             try
             {
-                var source = Path.Combine(dir.FullName, "reference.bpf.c");
-                var output = Path.Combine(dir.FullName, "reference.bpf.o");
-                File.WriteAllText(source, ReferenceSource);
-                var clang = Environment.GetEnvironmentVariable("CLANG") is { Length: > 0 } c ? c : "clang";
-                var start = new ProcessStartInfo(clang) { RedirectStandardError = true };
-                foreach (var a in new[] { "-O2", "-g", "-target", "bpf", $"-I/usr/include/{RuntimeArch()}-linux-gnu", "-c", source, "-o", output })
-                    start.ArgumentList.Add(a);
-                using (var process = Process.Start(start)!)
+                reference.EmptyXdp = reference.Probe(directory, "empty-xdp", _ => { });
+                reference.BuffLenXdp = reference.Probe(directory, "buff-len-xdp", _ => { });
+                reference.LookupXdp = reference.Probe(directory, "lookup-xdp", file =>
                 {
-                    var error = process.StandardError.ReadToEnd();
-                    process.WaitForExit();
-                    if (process.ExitCode != 0) throw new InvalidOperationException($"clang failed: {error}");
-                }
-                var handle = LibBpf.ObjectOpenFile(output, null);
-                if (handle == 0) throw new InvalidOperationException($"cannot open {output}");
-                var bpfObject = new SafeBpfObjectHandle(handle);
-                BpfErrors.Check(LibBpf.ObjectLoad(handle), "bpf_object__load(reference)");
-                int Prog(string name) => LibBpf.ProgramFd(LibBpf.ObjectFindProgramByName(bpfObject, name));
-                var reference = new ReferenceObject(bpfObject)
+                    // The looked-up key exists, as a known client's does.
+                    using var map = (file.FindMap("ref_clients") ?? throw new InvalidOperationException("no map ref_clients")).Descriptor();
+                    var key = new byte[16];
+                    key[15] = 1;
+                    map.Update(key, new byte[96 * LibBpf.NumPossibleCpus()]);
+                });
+                reference.SeedXdp = reference.Probe(directory, "seed-xdp", file =>
                 {
-                    EmptyXdp = Prog("empty_xdp"),
-                    BuffLenXdp = Prog("buff_len_xdp"),
-                    LookupXdp = Prog("lookup_xdp"),
-                    SeedXdp = Prog("seed_xdp"),
-                    SeedInsertXdp = Prog("seed_insert_xdp"),
-                    EmptyTc = Prog("empty_tc"),
-                };
-                // The looked-up key exists, as a known client's does.
-                var mapFd = LibBpf.MapFd(LibBpf.ObjectFindMapByName(bpfObject, "ref_clients"));
-                var key = new byte[16];
-                key[15] = 1;
-                var value = new byte[96 * LibBpf.NumPossibleCpus()];
-                fixed (byte* k = key)
-                fixed (byte* v = value)
-                    BpfErrors.Check(LibBpf.MapUpdateElem(mapFd, k, v, 0), "bpf_map_update_elem(ref_clients)");
-                var seedFd = LibBpf.MapFd(LibBpf.ObjectFindMapByName(bpfObject, "seed_clients"));
-                var seedValue = new byte[16];
-                fixed (byte* k = key)
-                fixed (byte* v = seedValue)
-                    BpfErrors.Check(LibBpf.MapUpdateElem(seedFd, k, v, 0), "bpf_map_update_elem(seed_clients)");
+                    // The looked-up key exists, as a known client's does.
+                    using var map = (file.FindMap("seed_clients") ?? throw new InvalidOperationException("no map seed_clients")).Descriptor();
+                    var key = new byte[16];
+                    key[15] = 1;
+                    map.Update(key, new byte[16]);
+                });
+                reference.SeedInsertXdp = reference.Probe(directory, "seed-insert-xdp", _ => { });
+                reference.EmptyTc = reference.Probe(directory, "empty-tc", _ => { });
                 return reference;
             }
-            finally
+            catch
             {
-                dir.Delete(recursive: true);
+                reference.Dispose();
+                throw;
             }
         }
 
-        private static string RuntimeArch() => System.Runtime.InteropServices.RuntimeInformation.OSArchitecture switch
+        /// <summary>Loads DIRECTORY/NAME.bpf.o and returns its one program, NAME with '_' for '-'.</summary>
+        private BpfProgram Probe(string directory, string name, Action<BpfObjectFile> prepare)
         {
-            System.Runtime.InteropServices.Architecture.Arm64 => "aarch64",
-            _ => "x86_64",
-        };
+            var path = Path.Combine(directory, name + ".bpf.o");
+            if (!File.Exists(path)) throw new FileNotFoundException($"no {path}: run `make probes`", path);
+            using var file = BpfObjectFile.Open(path);
+            file.Load();
+            var program = (file.FindProgram(name.Replace('-', '_')) ?? throw new InvalidOperationException($"no program {name} in {path}")).Descriptor();
+            _programs.Add(program);
+            prepare(file);
+            return program;
+        }
 
-        public void Dispose() => _object.Dispose();
+        public void Dispose()
+        {
+            foreach (var p in _programs) p.Dispose();
+        }
     }
 }

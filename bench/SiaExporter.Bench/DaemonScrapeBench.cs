@@ -164,9 +164,7 @@ public static unsafe class DaemonScrapeBench
                 BitConverter.TryWriteBytes(value.AsSpan(s * 16), weight * (ulong)(s + 1));
                 BitConverter.TryWriteBytes(value.AsSpan(s * 16 + 8), weight / 1000 + 1);
             }
-            fixed (byte* k = key)
-            fixed (byte* v = value)
-                BpfErrors.Check(LibBpf.MapUpdateElem(loaded.ClientsMapFd, k, v, 0), "update clients");
+            loaded.ClientsMap.Update(key, value);
         }
     }
 

@@ -9,7 +9,8 @@ namespace SiaExporter.Bench;
 
 /// <summary>
 /// `bench scrape [clients...]`: scrape cost of the /metrics publisher on snapshots built in
-/// memory (no kernel): per size, the first scrape (every top client joins, state file written)
+/// memory (no kernel): per size, the first scrape (every top client joins; the state is saved
+/// off the scrape path, not measured here)
 /// and steady scrapes (10% of clients moved since the last one), the exposition size and the
 /// process RSS. Sizes run smallest first in one process, so the RSS column is cumulative.
 /// Targets: 100,000 clients scrape &lt; 250 ms; RSS ≤ 60 MB at 10,000 clients (top 1000).

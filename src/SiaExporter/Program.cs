@@ -10,10 +10,14 @@ public static class Program
                collector export --format csv|json [--since T] [--until T]   history rows to stdout
                collector detach [--purge]                    detach the programs left attached; --purge also removes the pinned counters
                collector version                             version, libbpf version, kernel features found
+               collector settings [--env-example|--markdown] every setting with its default (as an env file, or a Markdown table)
 
         Settings are environment variables (read from /etc/collector.env when it exists, or --config FILE);
-        the same name as a --kebab-case flag overrides them (INTERFACE <-> --interface). See README.md.
+        the same name as a --kebab-case flag overrides them (INTERFACE <-> --interface). See docs/reference.md.
         """;
+
+    /// <summary>`collector --help`: the commands, then every setting of the table.</summary>
+    public static string Help => Usage + "\n\nSettings:\n" + SettingsDocs.Help();
 
     public static async Task<int> Main(string[] args)
     {
@@ -35,9 +39,11 @@ public static class Program
                 case "detach":
                     return Commands.Detach(CollectorSettings.Parse(values, interfacesRequired: false), commandArgs);
                 case "version" or "--version" or "-V":
-                    return Commands.Version(values);
+                    return Commands.Version();
+                case "settings":
+                    return Commands.Settings(commandArgs);
                 case "help" or "--help" or "-h":
-                    Console.Out.WriteLine(Usage);
+                    Console.Out.Write(Help);
                     return 0;
                 default:
                     Console.Error.WriteLine($"collector: unknown command '{command}'");

@@ -20,10 +20,10 @@ internal static unsafe class BpfFileSystem
         Directory.CreateDirectory(mountPoint);
         if (Libc.Mount("bpffs", mountPoint, "bpf", 0, null) != 0)
         {
-            var errno = Errno.Last();
+            var errno = Errnos.Last();
             throw errno == Errno.EPERM
                 ? new OperatorException($"cannot mount the BPF filesystem at {mountPoint} (EPERM)", "run as root, or mount it: mount -t bpf bpffs " + mountPoint)
-                : new OperatorException($"cannot mount the BPF filesystem at {mountPoint} ({Errno.Name(errno)})", "mount it: mount -t bpf bpffs " + mountPoint);
+                : new OperatorException($"cannot mount the BPF filesystem at {mountPoint} ({errno.Name()})", "mount it: mount -t bpf bpffs " + mountPoint);
         }
         logger.LogInformation("mounted the BPF filesystem at {MountPoint}", mountPoint);
     }

@@ -10,35 +10,30 @@ public readonly record struct ProgramRunStats(string Program, ulong RunTimeNs, u
 
 /// <summary>
 /// BPF_ENABLE_STATS(BPF_STATS_RUN_TIME), held for the daemon's lifetime (the kernel keeps
-/// per-program run time while the fd is open; ~20 ns per run), and the per-program figures from
-/// bpf_prog_info.
+/// per-program run time while the descriptor is open; ~20 ns per run), and the per-program
+/// figures from bpf_prog_info.
 /// </summary>
 internal sealed class BpfStats : IDisposable
 {
-    private const int StatsRunTime = 0; // BPF_STATS_RUN_TIME
     private readonly SafeFileDescriptorHandle _enabled;
 
     private BpfStats(SafeFileDescriptorHandle enabled) => _enabled = enabled;
 
-    public static BpfStats Enable()
-    {
-        var fd = LibBpf.EnableStats(StatsRunTime);
-        return new BpfStats(new SafeFileDescriptorHandle(BpfErrors.Check(fd, "bpf_enable_stats(BPF_STATS_RUN_TIME)")));
-    }
+    public static BpfStats Enable() => new(LibBpf.EnableRunTimeStats());
 
-    /// <summary>The figures of the program behind <paramref name="programFd"/>.</summary>
-    public static ProgramRunStats Of(string program, int programFd)
+    /// <summary>The figures of <paramref name="program"/>, named <paramref name="name"/>.</summary>
+    public static ProgramRunStats Of(string name, BpfProgram program)
     {
-        var info = BpfInfo.OfProgram(programFd);
-        return new ProgramRunStats(program, info.RunTimeNs, info.RunCount);
+        var info = program.Info();
+        return new ProgramRunStats(name, info.RunTimeNs, info.RunCount);
     }
 
     /// <summary>xdp_ingress, tc_ingress and tc_egress of the loaded collector.</summary>
     public static IReadOnlyList<ProgramRunStats> Of(CollectorObject collector) =>
     [
-        Of(BpfConstants.ProgXdp, collector.XdpIngressFd),
-        Of(BpfConstants.ProgTcIngress, collector.TcIngressFd),
-        Of(BpfConstants.ProgTcEgress, collector.TcEgressFd),
+        Of(BpfConstants.ProgXdp, collector.XdpIngress),
+        Of(BpfConstants.ProgTcIngress, collector.TcIngress),
+        Of(BpfConstants.ProgTcEgress, collector.TcEgress),
     ];
 
     public void Dispose() => _enabled.Dispose();

@@ -5,15 +5,9 @@ using SiaExporter.Native;
 namespace SiaExporter.Bpf;
 
 /// <summary>What the loader needs: the object file, the port classes, the map capacity and
-/// where to pin (null: no pinning, every map is fresh and private to this process).</summary>
-internal sealed record CollectorObjectOptions(
-    string ObjectPath,
-    PortClassSet Classes,
-    int MaxClients = BpfConstants.DefaultMaxClients,
-    string? PinDirectory = CollectorObjectOptions.DefaultPinDirectory)
-{
-    public const string DefaultPinDirectory = "/sys/fs/bpf/collector";
-}
+/// where to pin (null: no pinning, every map is fresh and private to this process). The values
+/// come from the settings, which validated them; the loader has no defaults of its own.</summary>
+internal sealed record CollectorObjectOptions(string ObjectPath, PortClassSet Classes, int MaxClients, string? PinDirectory);
 
 /// <summary>How the counter maps of this run came to be.</summary>
 internal enum PinnedMapsOutcome
@@ -31,45 +25,57 @@ internal enum PinnedMapsOutcome
 /// <summary>
 /// The loaded collector.bpf.o: maps sized for the port classes and capacity, n_slots in .rodata,
 /// counter maps pinned (and reused across restarts when they still fit), class and port tables
-/// written. Owns the libbpf object; every fd it hands out lives as long as it does.
+/// written. Owns a descriptor of each map and program it hands out; libbpf's object is closed
+/// once they are loaded.
+/// <para>It checks nothing about the host beforehand (privileges, libbpf, kernel, the file being
+/// there: <c>Hosting.Preflight</c> does, once); it reports what goes wrong while loading.</para>
 /// </summary>
 internal sealed unsafe class CollectorObject : IDisposable
 {
-    private readonly SafeBpfObjectHandle _object;
-
-    private CollectorObject(SafeBpfObjectHandle bpfObject, CollectorObjectOptions options)
+    private CollectorObject(CollectorObjectOptions options, LoadedMaps maps, LoadedPrograms programs, PinnedMapsDecision pinned)
     {
-        _object = bpfObject;
         Options = options;
         Classes = options.Classes;
+        ClientsMap = maps.Clients;
+        AggregatesMap = maps.Aggregates;
+        ClassesMap = maps.Classes;
+        PortsMap = maps.Ports;
+        PendingMap = maps.Pending;
+        ConfirmedMap = maps.Confirmed;
+        XdpIngress = programs.XdpIngress;
+        TcEgress = programs.TcEgress;
+        TcIngress = programs.TcIngress;
+        MapsOutcome = pinned.Outcome;
+        RecreateReasons = pinned.Reasons;
     }
 
     public CollectorObjectOptions Options { get; }
     public PortClassSet Classes { get; }
+    /// <summary>Counter slots of one value: (class, direction) pairs.</summary>
     public int SlotCount => Classes.SlotCount;
     /// <summary>Bytes of one value of `clients`/`aggregates` (n_slots × 16).</summary>
     public int ValueSize => SlotCount * KernelSizes.Counter;
     /// <summary>max_entries of `clients` (MAX_CLIENTS).</summary>
     public int Capacity { get; private set; }
     public int PossibleCpus { get; private set; }
-    public PinnedMapsOutcome MapsOutcome { get; private set; }
+    public PinnedMapsOutcome MapsOutcome { get; }
     /// <summary>Why the pinned maps were replaced (empty unless <see cref="PinnedMapsOutcome.Recreated"/>).</summary>
-    public IReadOnlyList<string> RecreateReasons { get; private set; } = [];
+    public IReadOnlyList<string> RecreateReasons { get; }
     public MapGeneration Generation { get; private set; }
 
-    public int ClientsMapFd { get; private set; }
-    public int AggregatesMapFd { get; private set; }
-    public int ClassesMapFd { get; private set; }
-    public int PortsMapFd { get; private set; }
+    public BpfMap ClientsMap { get; }
+    public BpfMap AggregatesMap { get; }
+    public BpfMap ClassesMap { get; }
+    public BpfMap PortsMap { get; }
     /// <summary>`pending`: per-CPU counters of not yet confirmed sources (bpf/clients.h).</summary>
-    public int PendingMapFd { get; private set; }
+    public BpfMap PendingMap { get; }
     /// <summary>`confirmed`: the prefilter bitmap of confirmed addresses (bpf/clients.h; not pinned).</summary>
-    public int ConfirmedMapFd { get; private set; }
+    public BpfMap ConfirmedMap { get; }
     /// <summary>Bytes of one `pending` value: struct pending_head + n_slots counters.</summary>
     public int PendingValueSize => KernelSizes.PendingHead + ValueSize;
-    public int XdpIngressFd { get; private set; }
-    public int TcEgressFd { get; private set; }
-    public int TcIngressFd { get; private set; }
+    public BpfProgram XdpIngress { get; }
+    public BpfProgram TcEgress { get; }
+    public BpfProgram TcIngress { get; }
 
     /// <summary>Kernel memory of the per-CPU `clients` map: capacity × round_up(value, 8) × possible CPUs.</summary>
     public long ClientsMapBytes => (long)Capacity * KernelSizes.PerCpuStride(ValueSize) * PossibleCpus;
@@ -78,186 +84,200 @@ internal sealed unsafe class CollectorObject : IDisposable
     /// <summary>Both per-CPU maps (clients + aggregates).</summary>
     public long PerCpuMapBytes => (long)(Capacity + BpfConstants.AggEntries) * KernelSizes.PerCpuStride(ValueSize) * PossibleCpus;
 
+    private sealed record LoadedMaps(BpfMap Clients, BpfMap Aggregates, BpfMap Classes, BpfMap Ports, BpfMap Pending, BpfMap Confirmed);
+
+    private sealed record LoadedPrograms(BpfProgram XdpIngress, BpfProgram TcEgress, BpfProgram TcIngress);
+
+    private sealed record PinnedMapsDecision(PinnedMapsOutcome Outcome, IReadOnlyList<string> Reasons);
+
     /// <summary>Opens, sizes, pins and loads the object. Throws <see cref="OperatorException"/> for
-    /// anything the operator must fix (missing or corrupt file, privileges, old kernel).</summary>
+    /// anything the operator must fix (missing or corrupt file, privileges, a kernel that refuses it).</summary>
     public static CollectorObject Load(CollectorObjectOptions options, ILogger logger)
     {
-        NativeLibraryResolver.EnsureLibBpf();
         LibBpfLog.Route(logger);
-        KernelFeatures.Probe().RequireForLoad();
-        if (options.MaxClients < 1)
-            throw new OperatorException($"MAX_CLIENTS {options.MaxClients} is too small", "set MAX_CLIENTS to 1 or more (default 16384)");
+        var path = options.ObjectPath;
+        using var file = Open(path);
+        var clients = RequireMap(file, BpfConstants.MapClients);
+        var aggregates = RequireMap(file, BpfConstants.MapAggregates);
+        var classes = RequireMap(file, BpfConstants.MapClasses);
+        var ports = RequireMap(file, BpfConstants.MapPorts);
+        var pending = RequireMap(file, BpfConstants.MapPending);
+        var confirmed = RequireMap(file, BpfConstants.MapConfirmed);
+        var xdp = RequireProgram(file, BpfConstants.ProgXdp);
+        var tcEgress = RequireProgram(file, BpfConstants.ProgTcEgress);
+        var tcIngress = RequireProgram(file, BpfConstants.ProgTcIngress);
 
-        var loaded = new CollectorObject(Open(options.ObjectPath), options);
+        var valueSize = (uint)(options.Classes.SlotCount * KernelSizes.Counter);
+        clients.SetValueSize(valueSize);
+        aggregates.SetValueSize(valueSize);
+        clients.SetMaxEntries((uint)options.MaxClients);
+        pending.SetValueSize((uint)(KernelSizes.PendingHead + valueSize));
+        WriteSlotCount(file, options.Classes.SlotCount);
+
+        var pinned = options.PinDirectory is { } pinDirectory
+            ? PrepareForPinnedMaps(pinDirectory, options.Classes, logger, clients, aggregates, classes, pending)
+            : new PinnedMapsDecision(PinnedMapsOutcome.NotPinned, []);
+
         try
         {
-            loaded.LoadIntoKernel(logger);
+            file.Load();
+        }
+        catch (BpfException e) when (e.Errno == Errno.EPERM)
+        {
+            throw new OperatorException("permission denied loading eBPF", BpfErrors.PrivilegeHint, e);
+        }
+        catch (BpfException e)
+        {
+            throw new OperatorException($"the kernel rejected {path} ({e.ErrnoName})",
+                "see the libbpf messages logged above; rebuild with `make build` for this kernel", e);
+        }
+
+        // Our own descriptors, taken one by one so a failure half-way closes those already taken.
+        var owned = new List<IDisposable>();
+        T Own<T>(T descriptor) where T : IDisposable
+        {
+            owned.Add(descriptor);
+            return descriptor;
+        }
+        try
+        {
+            var loaded = new CollectorObject(options,
+                new LoadedMaps(Own(clients.Descriptor()), Own(aggregates.Descriptor()), Own(classes.Descriptor()), Own(ports.Descriptor()),
+                    Own(pending.Descriptor()), Own(confirmed.Descriptor())),
+                new LoadedPrograms(Own(xdp.Descriptor()), Own(tcEgress.Descriptor()), Own(tcIngress.Descriptor())),
+                pinned);
+            loaded.Initialize(clients.MaxEntries);
             return loaded;
         }
         catch
         {
-            loaded.Dispose();
+            foreach (var descriptor in owned) descriptor.Dispose();
             throw;
         }
     }
 
-    private static SafeBpfObjectHandle Open(string path)
+    /// <summary>After load: the tables, the pins of fresh maps, and what identifies this incarnation of the maps.</summary>
+    private void Initialize(uint capacity)
     {
-        if (!File.Exists(path))
-            throw new OperatorException($"the eBPF object {path} does not exist", "build it with `make build` (or point BPF_OBJECT at it)");
-        var bpfObject = LibBpf.ObjectOpenFile(path, null);
-        if (bpfObject == 0)
-        {
-            var errno = Errno.Last();
-            throw new OperatorException($"{path} is not a valid eBPF object ({Errno.Name(errno)})", "rebuild it with `make build`");
-        }
-        return new SafeBpfObjectHandle(bpfObject);
-    }
-
-    private void LoadIntoKernel(ILogger logger)
-    {
-        var path = Options.ObjectPath;
-        var clients = FindMap(BpfConstants.MapClients);
-        var aggregates = FindMap(BpfConstants.MapAggregates);
-        var classes = FindMap(BpfConstants.MapClasses);
-        var ports = FindMap(BpfConstants.MapPorts);
-        var pending = FindMap(BpfConstants.MapPending);
-        var xdp = FindProgram(BpfConstants.ProgXdp);
-        var tcEgress = FindProgram(BpfConstants.ProgTcEgress);
-        var tcIngress = FindProgram(BpfConstants.ProgTcIngress);
-
-        Check(LibBpf.MapSetValueSize(clients, (uint)ValueSize), "bpf_map__set_value_size(clients)");
-        Check(LibBpf.MapSetValueSize(aggregates, (uint)ValueSize), "bpf_map__set_value_size(aggregates)");
-        Check(LibBpf.MapSetMaxEntries(clients, (uint)Options.MaxClients), "bpf_map__set_max_entries(clients)");
-        Check(LibBpf.MapSetValueSize(pending, (uint)PendingValueSize), "bpf_map__set_value_size(pending)");
-        WriteSlotCount(path);
-
-        if (Options.PinDirectory is { } pinDirectory)
-            PrepareForPinnedMaps(pinDirectory, logger, (clients, aggregates, classes, pending));
-        else
-            MapsOutcome = PinnedMapsOutcome.NotPinned;
-
-        var result = LibBpf.ObjectLoad(_object.DangerousGetHandle());
-        if (result < 0)
-        {
-            var errno = Errno.Of(result);
-            if (errno == Errno.EPERM)
-                throw new OperatorException("permission denied loading eBPF", BpfErrors.PrivilegeHint);
-            throw new OperatorException($"the kernel rejected {path} ({Errno.Name(errno)})",
-                "see the libbpf messages logged above; rebuild with `make build` for this kernel");
-        }
-
-        ClientsMapFd = LibBpf.MapFd(clients);
-        AggregatesMapFd = LibBpf.MapFd(aggregates);
-        ClassesMapFd = LibBpf.MapFd(classes);
-        PortsMapFd = LibBpf.MapFd(ports);
-        PendingMapFd = LibBpf.MapFd(pending);
-        ConfirmedMapFd = LibBpf.MapFd(FindMap(BpfConstants.MapConfirmed));
-        XdpIngressFd = LibBpf.ProgramFd(xdp);
-        TcEgressFd = LibBpf.ProgramFd(tcEgress);
-        TcIngressFd = LibBpf.ProgramFd(tcIngress);
-        Capacity = (int)LibBpf.MapMaxEntries(clients);
+        Capacity = (int)capacity;
         PossibleCpus = BpfErrors.Check(LibBpf.NumPossibleCpus(), "libbpf_num_possible_cpus");
-
-        PortTable.Write(PortsMapFd, Classes);
+        PortTable.Write(PortsMap, Classes);
         if (MapsOutcome != PinnedMapsOutcome.Reused)
         {
-            ClassTable.Write(ClassesMapFd, Classes);
+            ClassTable.Write(ClassesMap, Classes);
             if (Options.PinDirectory is { } dir) PinFreshMaps(dir);
         }
-        Generation = new MapGeneration(BootId(), BpfInfo.OfMap(ClientsMapFd).Id);
+        Generation = new MapGeneration(BootId(), ClientsMap.Info().Id);
     }
 
-    private unsafe void WriteSlotCount(string path)
+    private static BpfObjectFile Open(string path)
     {
-        nint rodata = 0;
-        for (var map = LibBpf.ObjectNextMap(_object, 0); map != 0; map = LibBpf.ObjectNextMap(_object, map))
-            if (LibBpf.MapName(map).EndsWith(".rodata", StringComparison.Ordinal)) rodata = map;
-        if (rodata == 0)
-            throw new OperatorException($"{path} has no .rodata (struct collector_config); it does not match this collector", "rebuild it with `make build`");
-        nuint size;
-        var image = LibBpf.MapInitialValue(rodata, &size);
-        if (image == null || size < (nuint)sizeof(CollectorConfig))
-            throw new OperatorException($"{path} has a .rodata of {size} bytes, too small for struct collector_config", "rebuild it with `make build`");
-        ((CollectorConfig*)image)->NSlots = (uint)SlotCount;
+        try
+        {
+            return BpfObjectFile.Open(path);
+        }
+        catch (BpfException e) when (e.Errno == Errno.ENOENT)
+        {
+            throw new OperatorException($"the eBPF object {path} does not exist", "build it with `make build` (or point BPF_OBJECT at it)", e);
+        }
+        catch (BpfException e)
+        {
+            throw new OperatorException($"{path} is not a valid eBPF object ({e.ErrnoName})", "rebuild it with `make build`", e);
+        }
     }
 
-    private void PrepareForPinnedMaps(string pinDirectory, ILogger logger, (nint Clients, nint Aggregates, nint Classes, nint Pending) maps)
+    private static void WriteSlotCount(BpfObjectFile file, int slotCount)
+    {
+        ObjectMap? rodata = null;
+        foreach (var map in file.Maps())
+            if (map.Name.EndsWith(".rodata", StringComparison.Ordinal)) rodata = map;
+        if (rodata is not { } found)
+            throw new OperatorException($"{file.Path} has no .rodata (struct collector_config); it does not match this collector", "rebuild it with `make build`");
+        var image = found.InitialValue();
+        if (image.Length < sizeof(CollectorConfig))
+            throw new OperatorException($"{file.Path} has a .rodata of {image.Length} bytes, too small for struct collector_config", "rebuild it with `make build`");
+        System.Runtime.InteropServices.MemoryMarshal.AsRef<CollectorConfig>(image).NSlots = (uint)slotCount;
+    }
+
+    private static PinnedMapsDecision PrepareForPinnedMaps(string pinDirectory, PortClassSet classes, ILogger logger,
+        ObjectMap clients, ObjectMap aggregates, ObjectMap classInfo, ObjectMap pending)
     {
         BpfFileSystem.EnsureMounted(logger, BpfFileSystem.MountPointOf(pinDirectory));
         Directory.CreateDirectory(pinDirectory);
         var wanted = new Dictionary<string, MapShape>(StringComparer.Ordinal)
         {
-            [BpfConstants.MapClients] = MapShape.OfObjectMap(maps.Clients),
-            [BpfConstants.MapAggregates] = MapShape.OfObjectMap(maps.Aggregates),
-            [BpfConstants.MapClasses] = MapShape.OfObjectMap(maps.Classes),
-            [BpfConstants.MapPending] = MapShape.OfObjectMap(maps.Pending),
+            [BpfConstants.MapClients] = MapShape.Of(clients),
+            [BpfConstants.MapAggregates] = MapShape.Of(aggregates),
+            [BpfConstants.MapClasses] = MapShape.Of(classInfo),
+            [BpfConstants.MapPending] = MapShape.Of(pending),
         };
-        using var inspection = PinnedMaps.Inspect(pinDirectory, wanted, Classes);
+        using var inspection = PinnedMaps.Inspect(pinDirectory, wanted, classes);
         if (inspection.NothingPinned)
         {
             logger.LogInformation("no counter maps pinned under {PinDirectory}: creating them", pinDirectory);
-            MapsOutcome = PinnedMapsOutcome.Created;
-            return;
+            return new PinnedMapsDecision(PinnedMapsOutcome.Created, []);
         }
         if (inspection.CanReuse)
         {
-            Check(LibBpf.MapReuseFd(maps.Clients, inspection.Reusable[BpfConstants.MapClients].Fd), "bpf_map__reuse_fd(clients)");
-            Check(LibBpf.MapReuseFd(maps.Aggregates, inspection.Reusable[BpfConstants.MapAggregates].Fd), "bpf_map__reuse_fd(aggregates)");
-            Check(LibBpf.MapReuseFd(maps.Classes, inspection.Reusable[BpfConstants.MapClasses].Fd), "bpf_map__reuse_fd(class_info)");
-            Check(LibBpf.MapReuseFd(maps.Pending, inspection.Reusable[BpfConstants.MapPending].Fd), "bpf_map__reuse_fd(pending)");
+            clients.Reuse(inspection.Reusable[BpfConstants.MapClients]);
+            aggregates.Reuse(inspection.Reusable[BpfConstants.MapAggregates]);
+            classInfo.Reuse(inspection.Reusable[BpfConstants.MapClasses]);
+            pending.Reuse(inspection.Reusable[BpfConstants.MapPending]);
             logger.LogInformation("reusing the counter maps pinned under {PinDirectory}: counters continue", pinDirectory);
-            MapsOutcome = PinnedMapsOutcome.Reused;
-            return;
+            return new PinnedMapsDecision(PinnedMapsOutcome.Reused, []);
         }
-        RecreateReasons = inspection.Differences.ToArray();
+        var reasons = inspection.Differences.ToArray();
         logger.LogWarning(
             "the counter maps pinned under {PinDirectory} do not fit this configuration ({Changes}); replacing them: every counter restarts at zero",
-            pinDirectory, string.Join("; ", RecreateReasons));
+            pinDirectory, string.Join("; ", reasons));
         PinnedMaps.Unpin(pinDirectory);
-        MapsOutcome = PinnedMapsOutcome.Recreated;
+        return new PinnedMapsDecision(PinnedMapsOutcome.Recreated, reasons);
     }
 
     private void PinFreshMaps(string pinDirectory)
     {
-        Pin(ClientsMapFd, pinDirectory, BpfConstants.MapClients);
-        Pin(AggregatesMapFd, pinDirectory, BpfConstants.MapAggregates);
-        Pin(ClassesMapFd, pinDirectory, BpfConstants.MapClasses);
-        Pin(PendingMapFd, pinDirectory, BpfConstants.MapPending);
+        Pin(ClientsMap, pinDirectory);
+        Pin(AggregatesMap, pinDirectory);
+        Pin(ClassesMap, pinDirectory);
+        Pin(PendingMap, pinDirectory);
     }
 
-    private static void Pin(int fd, string pinDirectory, string name)
+    private static void Pin(BpfMap map, string pinDirectory)
     {
-        var path = PinnedMaps.PathOf(pinDirectory, name);
+        var path = PinnedMaps.PathOf(pinDirectory, map.Name);
         if (File.Exists(path)) File.Delete(path); // a partial leftover; the complete set was not reusable
-        BpfErrors.Check(LibBpf.ObjPin(fd, path), $"bpf_obj_pin({path})");
+        map.Pin(path);
     }
 
-    public int ProgramFd(string name) => name switch
+    /// <summary>The program called <paramref name="name"/> (xdp_ingress, tc_egress, tc_ingress).</summary>
+    public BpfProgram Program(string name) => name switch
     {
-        BpfConstants.ProgXdp => XdpIngressFd,
-        BpfConstants.ProgTcEgress => TcEgressFd,
-        BpfConstants.ProgTcIngress => TcIngressFd,
+        BpfConstants.ProgXdp => XdpIngress,
+        BpfConstants.ProgTcEgress => TcEgress,
+        BpfConstants.ProgTcIngress => TcIngress,
         _ => throw new ArgumentException($"no program '{name}'", nameof(name)),
     };
 
-    private nint FindMap(string name)
-    {
-        var map = LibBpf.ObjectFindMapByName(_object, name);
-        return map != 0 ? map : throw new OperatorException(
-            $"{Options.ObjectPath} has no map '{name}'; it does not match this collector", "rebuild it with `make build`");
-    }
+    private static ObjectMap RequireMap(BpfObjectFile file, string name) =>
+        file.FindMap(name) ?? throw new OperatorException(
+            $"{file.Path} has no map '{name}'; it does not match this collector", "rebuild it with `make build`");
 
-    private nint FindProgram(string name)
-    {
-        var program = LibBpf.ObjectFindProgramByName(_object, name);
-        return program != 0 ? program : throw new OperatorException(
-            $"{Options.ObjectPath} has no program '{name}'; it does not match this collector", "rebuild it with `make build`");
-    }
-
-    private static void Check(int result, string operation) => BpfErrors.Check(result, operation);
+    private static ObjectProgram RequireProgram(BpfObjectFile file, string name) =>
+        file.FindProgram(name) ?? throw new OperatorException(
+            $"{file.Path} has no program '{name}'; it does not match this collector", "rebuild it with `make build`");
 
     private static string BootId() => File.ReadAllText("/proc/sys/kernel/random/boot_id").Trim();
 
-    public void Dispose() => _object.Dispose();
+    public void Dispose()
+    {
+        ClientsMap.Dispose();
+        AggregatesMap.Dispose();
+        ClassesMap.Dispose();
+        PortsMap.Dispose();
+        PendingMap.Dispose();
+        ConfirmedMap.Dispose();
+        XdpIngress.Dispose();
+        TcEgress.Dispose();
+        TcIngress.Dispose();
+    }
 }

@@ -7,17 +7,18 @@ namespace SiaExporter.Bpf;
 /// <summary>
 /// Reads the kernel counters: every `clients` entry with BPF_MAP_LOOKUP_BATCH (falling back to
 /// get_next_key + lookup on kernels without batch ops for the map), plus aggregates[TOTAL] and
-/// [OVERFLOW], summed over CPUs into one <see cref="CounterSnapshot"/>. The raw key/value buffers
+/// [OVERFLOW], summed over CPUs into one <see cref="CounterSnapshot"/>, with the `pending` slots of
+/// unconfirmed sources (<see cref="PendingReader"/>, <see cref="PendingMerge"/>). The raw key/value buffers
 /// are kept between calls; only the snapshot's own arrays are allocated per read.
 /// Not thread-safe: one reader per caller (SnapshotSource coalesces scrapes).
 /// </summary>
-internal sealed unsafe class CounterReader : ICounterSource, IDisposable
+internal sealed class CounterReader : ICounterSource, IDisposable
 {
     /// <summary>Upper bound of the per-call values buffer.</summary>
     private const int BatchBufferBytes = 1 << 20;
 
-    private readonly int _clientsFd;
-    private readonly int _aggregatesFd;
+    private readonly BpfMap _clients;
+    private readonly BpfMap _aggregates;
     private readonly PortClassSet _classes;
     private readonly MapGeneration _generation;
     private readonly TimeProvider _time;
@@ -36,34 +37,28 @@ internal sealed unsafe class CounterReader : ICounterSource, IDisposable
     private Traffic[] _readSlots;
     private bool _batchUnsupported;
 
-    public CounterReader(CollectorObject collector, TimeProvider? time = null)
-        : this(collector.ClientsMapFd, collector.AggregatesMapFd, collector.Classes, collector.Generation,
-            collector.Capacity, collector.PossibleCpus, time)
-    {
-        _pending = new PendingReader(collector.PendingMapFd, _slots, _cpus);
-    }
-
-    // Unconfirmed sources (bpf/clients.h): null when reading by fd alone (no `pending` map).
-    private readonly PendingReader? _pending;
+    // Unconfirmed sources (bpf/clients.h): their pending slots, and how they join their client once confirmed.
+    private readonly PendingReader _pending;
     private readonly PendingMerge _merge;
 
-    /// <summary>Reads maps by fd (kept open by their owner for this reader's lifetime).</summary>
-    public CounterReader(int clientsFd, int aggregatesFd, PortClassSet classes, MapGeneration generation,
-        int capacity, int possibleCpus, TimeProvider? time = null)
+    /// <summary>Reads the maps of <paramref name="collector"/>, which owns them for this reader's lifetime.</summary>
+    public CounterReader(CollectorObject collector, TimeProvider? time = null)
     {
-        _clientsFd = clientsFd;
-        _aggregatesFd = aggregatesFd;
-        _classes = classes;
-        _generation = generation;
+        _clients = collector.ClientsMap;
+        _aggregates = collector.AggregatesMap;
+        _classes = collector.Classes;
+        _generation = collector.Generation;
         _time = time ?? TimeProvider.System;
-        _slots = classes.SlotCount;
-        _cpus = possibleCpus;
+        _slots = _classes.SlotCount;
+        _cpus = collector.PossibleCpus;
+        var capacity = collector.Capacity;
         _stride = KernelSizes.PerCpuStride(_slots * KernelSizes.Counter);
         _perKeyBytes = _stride * _cpus;
         _batchCount = Math.Clamp(BatchBufferBytes / _perKeyBytes, 64, Math.Max(64, capacity));
         _oneValue = new byte[_perKeyBytes];
         _readClients = new ClientAddress[Math.Min(capacity, 1024)];
         _readSlots = new Traffic[_readClients.Length * _slots];
+        _pending = new PendingReader(collector.PendingMap, _slots, _cpus);
         _merge = new PendingMerge(_slots);
     }
 
@@ -82,31 +77,24 @@ internal sealed unsafe class CounterReader : ICounterSource, IDisposable
         var totals = ReadAggregate(BpfConstants.AggTotal);
         var overflow = ReadAggregate(BpfConstants.AggOverflow);
         // `pending` after `clients`: see PendingMerge for why that order.
-        var unconfirmed = _pending is null
-            ? UnconfirmedTraffic.None(_slots)
-            : _merge.Merge(_generation, clients, slots, _pending.Read(), ReadAggregate(BpfConstants.AggUnconfirmed));
+        var unconfirmed = _merge.Merge(_generation, clients, slots, _pending.Read(), ReadAggregate(BpfConstants.AggUnconfirmed));
         return new CounterSnapshot(_classes, _generation, _time.GetUtcNow(), clients, slots, totals, overflow) { Unconfirmed = unconfirmed };
     }
 
     public IReadOnlyList<EvictedClient> Evict(IReadOnlyCollection<ClientAddress> clients)
     {
         var evicted = new List<EvictedClient>(clients.Count);
-        var key = stackalloc byte[KernelSizes.ClientKey];
+        Span<byte> key = stackalloc byte[KernelSizes.ClientKey];
         foreach (var client in clients)
         {
-            client.WriteKernelKey(new Span<byte>(key, KernelSizes.ClientKey));
-            int result;
-            fixed (byte* value = _oneValue)
-                result = LibBpf.MapLookupAndDeleteElem(_clientsFd, key, value);
-            if (result < 0)
-            {
-                var errno = Errno.Of(result);
-                if (errno == Errno.ENOENT) continue;
-                throw BpfErrors.Exception("bpf_map_lookup_and_delete_elem(clients)", errno);
-            }
+            client.WriteKernelKey(key);
+            var errno = _clients.LookupAndDelete(key, _oneValue);
+            if (errno == Errno.ENOENT) continue;
+            BpfErrors.Check(errno, "bpf_map_lookup_and_delete_elem(clients)");
             var final = new Traffic[_slots];
             SumOverCpus(_oneValue, final);
-            if (_pending is not null) final = _merge.Final(client, final, _pending.Release(client));
+            // The same write path frees the client's pending slots: what they held was shown as its own.
+            final = _merge.Final(client, final, _pending.Release(client));
             evicted.Add(new EvictedClient(client, final));
         }
         return evicted;
@@ -116,19 +104,14 @@ internal sealed unsafe class CounterReader : ICounterSource, IDisposable
     {
         EnsureBatchBuffers();
         var count = 0;
-        var tokenIn = stackalloc byte[16];
-        var tokenOut = stackalloc byte[16];
+        Span<byte> tokenIn = stackalloc byte[16];
+        Span<byte> tokenOut = stackalloc byte[16];
         var first = true;
-        var options = MapBatchOptions.Create();
         while (true)
         {
             var wanted = (uint)_batchCount;
-            int result;
-            fixed (byte* keys = _keys)
-            fixed (byte* values = _values)
-                result = LibBpf.MapLookupBatch(_clientsFd, first ? null : tokenIn, tokenOut, keys, values, &wanted, &options);
-            var errno = result < 0 ? Errno.Of(result) : 0;
-            if (errno == Errno.EINTR || errno == Errno.EAGAIN) continue; // nothing consumed; same in_batch again
+            var errno = _clients.LookupBatch(first ? [] : tokenIn, tokenOut, _keys, _values, ref wanted);
+            if (errno is Errno.EINTR or Errno.EAGAIN) continue; // nothing consumed; same in_batch again
             if (errno == Errno.ENOSPC && wanted == 0)
             {
                 // a hash bucket holds more entries than fit: retry with room for more
@@ -141,13 +124,13 @@ internal sealed unsafe class CounterReader : ICounterSource, IDisposable
                 _batchUnsupported = true;
                 return ReadOneByOne();
             }
-            if (errno != 0 && errno != Errno.ENOENT)
+            if (errno is not (Errno.None or Errno.ENOENT))
                 throw BpfErrors.Exception("bpf_map_lookup_batch(clients)", errno);
 
             for (var i = 0; i < (int)wanted; i++)
                 Store(count++, _keys.AsSpan(i * KernelSizes.ClientKey, KernelSizes.ClientKey), _values.AsSpan(i * _perKeyBytes, _perKeyBytes));
             if (errno == Errno.ENOENT) return count; // end of map
-            new ReadOnlySpan<byte>(tokenOut, 16).CopyTo(new Span<byte>(tokenIn, 16));
+            tokenOut.CopyTo(tokenIn);
             first = false;
         }
     }
@@ -155,29 +138,20 @@ internal sealed unsafe class CounterReader : ICounterSource, IDisposable
     private int ReadOneByOne()
     {
         var count = 0;
-        var key = stackalloc byte[KernelSizes.ClientKey];
-        var next = stackalloc byte[KernelSizes.ClientKey];
+        Span<byte> key = stackalloc byte[KernelSizes.ClientKey];
+        Span<byte> next = stackalloc byte[KernelSizes.ClientKey];
         var hasKey = false;
         while (true)
         {
-            var result = LibBpf.MapGetNextKey(_clientsFd, hasKey ? key : null, next);
-            if (result < 0)
-            {
-                var errno = Errno.Of(result);
-                if (errno == Errno.ENOENT) return count;
-                throw BpfErrors.Exception("bpf_map_get_next_key(clients)", errno);
-            }
-            new ReadOnlySpan<byte>(next, KernelSizes.ClientKey).CopyTo(new Span<byte>(key, KernelSizes.ClientKey));
+            var errno = _clients.GetNextKey(hasKey ? key : [], next);
+            if (errno == Errno.ENOENT) return count;
+            BpfErrors.Check(errno, "bpf_map_get_next_key(clients)");
+            next.CopyTo(key);
             hasKey = true;
-            fixed (byte* value = _oneValue)
-                result = LibBpf.MapLookupElem(_clientsFd, key, value);
-            if (result < 0)
-            {
-                var errno = Errno.Of(result);
-                if (errno == Errno.ENOENT) continue; // deleted meanwhile
-                throw BpfErrors.Exception("bpf_map_lookup_elem(clients)", errno);
-            }
-            Store(count++, new ReadOnlySpan<byte>(key, KernelSizes.ClientKey), _oneValue);
+            errno = _clients.Lookup(key, _oneValue);
+            if (errno == Errno.ENOENT) continue; // deleted meanwhile
+            BpfErrors.Check(errno, "bpf_map_lookup_elem(clients)");
+            Store(count++, key, _oneValue);
         }
     }
 
@@ -206,11 +180,7 @@ internal sealed unsafe class CounterReader : ICounterSource, IDisposable
 
     private Traffic[] ReadAggregate(int index)
     {
-        var key = (uint)index;
-        int result;
-        fixed (byte* value = _oneValue)
-            result = LibBpf.MapLookupElem(_aggregatesFd, &key, value);
-        BpfErrors.Check(result, "bpf_map_lookup_elem(aggregates)");
+        _aggregates.Lookup((uint)index, _oneValue);
         var slots = new Traffic[_slots];
         SumOverCpus(_oneValue, slots);
         return slots;

@@ -34,7 +34,7 @@ internal enum TcAttachMode
 }
 
 /// <summary>One attached program, as reported in sia_exporter_bpf_attached.</summary>
-/// <param name="Hook">Metric label: xdp | tc_ingress | tc.</param>
+/// <param name="Hook">Metric label: xdp | tc_ingress | tc_egress.</param>
 /// <param name="Mode">native | tcx | netlink.</param>
 public sealed record AttachedHook(string Interface, int IfIndex, string Hook, string Mode);
 
@@ -45,7 +45,7 @@ internal static class HookNames
     {
         Hook.Xdp => "xdp",
         Hook.TcIngress => "tc_ingress",
-        _ => "tc",
+        _ => "tc_egress",
     };
 
     /// <summary>The suffix of the link pin: &lt;ifname&gt;-xdp, -tc-ingress, -tc-egress.</summary>
@@ -73,7 +73,10 @@ internal static class HookNames
 /// <summary>
 /// One program on one interface hook: a bpf_link (native XDP or TCX; pinned unless pinning is
 /// off) or a netlink clsact filter. <see cref="Detach"/> removes it from the kernel; disposing
-/// only closes our fd, so a pinned link keeps counting (the crash/restart path).
+/// only closes our descriptor, so a pinned link keeps counting (the crash/restart path).
+/// <para><see cref="IsAlive"/> runs on the scrape thread while the host's stop may detach: once
+/// detached (or disposed) it answers false without a native call, and the link handle itself
+/// keeps its descriptor open for any call already under way.</para>
 /// </summary>
 internal sealed class HookAttachment : IDisposable
 {
@@ -82,10 +85,11 @@ internal sealed class HookAttachment : IDisposable
     public const uint NetlinkHandle = 0x51a;
     public const uint NetlinkPriority = 0x51a;
 
-    private readonly SafeFileDescriptorHandle? _link;
+    private readonly BpfLink? _link;
+    private volatile bool _released;
 
     private HookAttachment(string interfaceName, int ifIndex, Hook hook, AttachMode mode, uint programId,
-        SafeFileDescriptorHandle? link, string? pinPath, bool adopted)
+        BpfLink? link, string? pinPath, bool adopted)
     {
         Interface = interfaceName;
         IfIndex = ifIndex;
@@ -110,29 +114,36 @@ internal sealed class HookAttachment : IDisposable
     public AttachedHook Describe() => new(Interface, IfIndex, Hook.Label(), Mode.Label());
 
     public static HookAttachment ForLink(string interfaceName, int ifIndex, Hook hook, AttachMode mode, uint programId,
-        SafeFileDescriptorHandle link, string? pinPath, bool adopted) =>
+        BpfLink link, string? pinPath, bool adopted) =>
         new(interfaceName, ifIndex, hook, mode, programId, link, pinPath, adopted);
 
     public static HookAttachment ForNetlink(string interfaceName, int ifIndex, Hook hook, uint programId) =>
         new(interfaceName, ifIndex, hook, AttachMode.Netlink, programId, null, null, adopted: false);
 
-    /// <summary>Whether our program is still on the hook (the interface may have gone away).</summary>
+    /// <summary>Whether our program is still on the hook (the interface may have gone away);
+    /// false once <see cref="Detach"/> or <see cref="Dispose"/> has begun.</summary>
     public bool IsAlive()
     {
-        if (_link is not null)
+        if (_released) return false;
+        if (_link is null) return NetlinkFilter.QueryProgramId(IfIndex, Hook) == ProgramId;
+        try
         {
-            var info = BpfInfo.OfLink(_link.Fd);
+            var info = _link.Info();
             return info.IfIndex == (uint)IfIndex && info.ProgramId == ProgramId;
         }
-        return NetlinkFilter.QueryProgramId(IfIndex, Hook) == ProgramId;
+        catch (ObjectDisposedException)
+        {
+            return false; // released between the check above and the call
+        }
     }
 
     /// <summary>Takes the program off the hook and removes the pin.</summary>
     public void Detach()
     {
+        _released = true;
         if (_link is not null)
         {
-            if (!_link.IsClosed) _ = LibBpf.LinkDetach(_link.Fd); // an already-detached link is fine
+            if (!_link.IsClosed) _ = _link.Detach(); // an already-detached link is fine
             if (PinPath is not null && File.Exists(PinPath)) File.Delete(PinPath);
             _link.Dispose();
         }
@@ -142,56 +153,27 @@ internal sealed class HookAttachment : IDisposable
         }
     }
 
-    public void Dispose() => _link?.Dispose();
+    /// <summary>Closes our descriptor only: a pinned link stays attached.</summary>
+    public void Dispose()
+    {
+        _released = true;
+        _link?.Dispose();
+    }
 }
 
-/// <summary>Our clsact filter, managed through libbpf's netlink tc API. The clsact qdisc is
-/// created when missing and never destroyed (bpf_tc_hook_destroy removes other users' filters).</summary>
-internal static unsafe class NetlinkFilter
+/// <summary>Our clsact filter (<see cref="HookAttachment.NetlinkHandle"/>, <see cref="HookAttachment.NetlinkPriority"/>)
+/// on a tc hook, through <see cref="NetlinkTc"/>.</summary>
+internal static class NetlinkFilter
 {
     /// <summary>Attaches (or replaces) our filter; returns the kernel's program id.</summary>
-    public static uint Attach(int ifIndex, Hook hook, int programFd)
-    {
-        var tcHook = TcHook.Create(ifIndex, hook.TcAttachPoint());
-        var created = LibBpf.TcHookCreate(&tcHook);
-        if (created < 0 && Errno.Of(created) != Errno.EEXIST)
-            throw BpfErrors.Exception($"bpf_tc_hook_create(ifindex {ifIndex})", Errno.Of(created));
-        var options = TcOptions.Create(HookAttachment.NetlinkHandle, HookAttachment.NetlinkPriority);
-        options.ProgramFd = programFd;
-        options.Flags = TcOptions.FlagReplace;
-        BpfErrors.Check(LibBpf.TcAttach(&tcHook, &options), $"bpf_tc_attach(ifindex {ifIndex}, {hook.PinSuffix()})");
-        return options.ProgramId;
-    }
+    public static uint Attach(int ifIndex, Hook hook, BpfProgram program) =>
+        NetlinkTc.Attach(ifIndex, hook.TcAttachPoint(), HookAttachment.NetlinkHandle, HookAttachment.NetlinkPriority, program, hook.PinSuffix());
 
     /// <summary>Removes our filter when it is there; false when there was none.</summary>
-    public static bool Detach(int ifIndex, Hook hook)
-    {
-        var tcHook = TcHook.Create(ifIndex, hook.TcAttachPoint());
-        var options = TcOptions.Create(HookAttachment.NetlinkHandle, HookAttachment.NetlinkPriority);
-        using var quiet = LibBpfLog.Quiet(); // no clsact qdisc or no filter of ours is the usual answer
-        return LibBpf.TcDetach(&tcHook, &options) == 0;
-    }
+    public static bool Detach(int ifIndex, Hook hook) =>
+        NetlinkTc.Detach(ifIndex, hook.TcAttachPoint(), HookAttachment.NetlinkHandle, HookAttachment.NetlinkPriority);
 
     /// <summary>The program id of our filter, 0 when there is none.</summary>
-    public static uint QueryProgramId(int ifIndex, Hook hook)
-    {
-        var tcHook = TcHook.Create(ifIndex, hook.TcAttachPoint());
-        var options = TcOptions.Create(HookAttachment.NetlinkHandle, HookAttachment.NetlinkPriority);
-        using var quiet = LibBpfLog.Quiet();
-        return LibBpf.TcQuery(&tcHook, &options) == 0 ? options.ProgramId : 0;
-    }
-}
-
-/// <summary>BPF_PROG_QUERY on a TCX hook: the ids of every program attached there.</summary>
-internal static unsafe class TcxQuery
-{
-    public static uint[] ProgramIds(int ifIndex, Hook hook)
-    {
-        var ids = new uint[64];
-        uint count = (uint)ids.Length;
-        uint attachFlags = 0;
-        fixed (uint* p = ids)
-            BpfErrors.Check(LibBpf.ProgQuery(ifIndex, hook.TcxAttachType(), 0, &attachFlags, p, &count), "bpf_prog_query(tcx)");
-        return ids[..(int)count];
-    }
+    public static uint QueryProgramId(int ifIndex, Hook hook) =>
+        NetlinkTc.QueryProgramId(ifIndex, hook.TcAttachPoint(), HookAttachment.NetlinkHandle, HookAttachment.NetlinkPriority);
 }

@@ -166,7 +166,7 @@ internal sealed class HookAttachments : IDisposable
             }
             try
             {
-                var attachment = AttachLink(name, ifIndex, Hook.Xdp, AttachMode.Native, collector.XdpIngressFd);
+                var attachment = AttachLink(name, ifIndex, Hook.Xdp, AttachMode.Native, collector.XdpIngress);
                 RemoveOtherIngress(name, ifIndex, Hook.Xdp);
                 return attachment;
             }
@@ -189,12 +189,12 @@ internal sealed class HookAttachments : IDisposable
             }
         }
 
-        public HookAttachment AttachEgress(string name, int ifIndex) => AttachTc(name, ifIndex, Hook.TcEgress, collector.TcEgressFd);
+        public HookAttachment AttachEgress(string name, int ifIndex) => AttachTc(name, ifIndex, Hook.TcEgress, collector.TcEgress);
 
         private HookAttachment AttachSkbIngress(string name, int ifIndex)
         {
             RemoveOtherIngress(name, ifIndex, Hook.TcIngress);
-            return AttachTc(name, ifIndex, Hook.TcIngress, collector.TcIngressFd);
+            return AttachTc(name, ifIndex, Hook.TcIngress, collector.TcIngress);
         }
 
         /// <summary>Ingress is counted once: switching between native XDP and the skb path
@@ -212,13 +212,13 @@ internal sealed class HookAttachments : IDisposable
             }
         }
 
-        private HookAttachment AttachTc(string name, int ifIndex, Hook hook, int programFd)
+        private HookAttachment AttachTc(string name, int ifIndex, Hook hook, BpfProgram program)
         {
             if (!_tcxUnavailable)
             {
                 try
                 {
-                    var attachment = AttachLink(name, ifIndex, hook, AttachMode.Tcx, programFd);
+                    var attachment = AttachLink(name, ifIndex, hook, AttachMode.Tcx, program);
                     NetlinkFilter.Detach(ifIndex, hook); // a filter left by an earlier netlink-mode run would count twice
                     return attachment;
                 }
@@ -235,37 +235,29 @@ internal sealed class HookAttachments : IDisposable
                 }
             }
             RemovePinned(name, hook);
-            var programId = NetlinkFilter.Attach(ifIndex, hook, programFd);
+            var programId = NetlinkFilter.Attach(ifIndex, hook, program);
             return HookAttachment.ForNetlink(name, ifIndex, hook, programId);
         }
 
-        private unsafe HookAttachment AttachLink(string name, int ifIndex, Hook hook, AttachMode mode, int programFd)
+        private HookAttachment AttachLink(string name, int ifIndex, Hook hook, AttachMode mode, BpfProgram program)
         {
-            var programId = BpfInfo.OfProgram(programFd).Id;
+            var programId = program.Id;
             var pinPath = linksDirectory is null ? null : Path.Combine(linksDirectory, $"{name}-{hook.PinSuffix()}");
-            if (pinPath is not null && PinnedLink.TryAdopt(pinPath, ifIndex, hook, programFd, logger) is { } adopted)
+            if (pinPath is not null && PinnedLink.TryAdopt(pinPath, ifIndex, hook, program, logger) is { } adopted)
                 return HookAttachment.ForLink(name, ifIndex, hook, mode, programId, adopted, pinPath, adopted: true);
 
-            int fd;
-            if (hook == Hook.Xdp)
-            {
-                var options = LinkCreateOptions.Create(XdpFlags.DriverMode);
-                fd = LibBpf.LinkCreate(programFd, ifIndex, BpfAttachType.Xdp, &options);
-            }
-            else
-            {
-                fd = LibBpf.LinkCreate(programFd, ifIndex, hook.TcxAttachType(), null);
-            }
-            if (fd < 0) throw BpfErrors.Exception($"bpf_link_create({name}, {hook.PinSuffix()})", Errno.Of(fd));
-            var link = new SafeFileDescriptorHandle(fd);
+            var created = hook == Hook.Xdp
+                ? BpfLink.TryCreate(program, ifIndex, BpfAttachType.Xdp, XdpFlags.DriverMode, out var link)
+                : BpfLink.TryCreate(program, ifIndex, hook.TcxAttachType(), flags: 0, out link);
+            if (link is null) throw BpfErrors.Exception($"bpf_link_create({name}, {hook.PinSuffix()})", created);
             if (pinPath is not null)
             {
-                var pinned = LibBpf.ObjPin(fd, pinPath);
-                if (pinned < 0)
+                var pinned = link.TryPin(pinPath);
+                if (pinned != Errno.None)
                 {
-                    _ = LibBpf.LinkDetach(fd);
+                    _ = link.Detach();
                     link.Dispose();
-                    throw BpfErrors.Exception($"bpf_obj_pin({pinPath})", Errno.Of(pinned));
+                    throw BpfErrors.Exception($"bpf_obj_pin({pinPath})", pinned);
                 }
             }
             return HookAttachment.ForLink(name, ifIndex, hook, mode, programId, link, pinPath, adopted: false);
@@ -287,19 +279,19 @@ internal static class XdpFlags
 }
 
 /// <summary>A link pinned by an earlier run.</summary>
-internal static unsafe class PinnedLink
+internal static class PinnedLink
 {
     /// <summary>
     /// Takes over the link pinned at <paramref name="path"/> when it is ours for this interface
-    /// and hook: swaps in <paramref name="programFd"/> with bpf_link_update. A stale link (other
+    /// and hook: swaps in <paramref name="program"/> with bpf_link_update. A stale link (other
     /// interface or type, already detached, update refused) is detached and unpinned; returns null then.
     /// </summary>
-    public static SafeFileDescriptorHandle? TryAdopt(string path, int ifIndex, Hook hook, int programFd, ILogger logger)
+    public static BpfLink? TryAdopt(string path, int ifIndex, Hook hook, BpfProgram program, ILogger logger)
     {
-        var link = BpfInfo.OpenPinned(path);
+        var link = BpfLink.OpenPinned(path);
         if (link is null) return null;
         string reason;
-        var info = BpfInfo.OfLink(link.Fd);
+        var info = link.Info();
         var wantedType = hook == Hook.Xdp ? BpfLinkType.Xdp : BpfLinkType.Tcx;
         if (info.Type != wantedType)
             reason = $"it is a link of type {(uint)info.Type}, not {(uint)wantedType}";
@@ -309,12 +301,12 @@ internal static unsafe class PinnedLink
             reason = $"it has attach type {info.TcxAttachType}, not {hook.TcxAttachType()}";
         else
         {
-            var updated = LibBpf.LinkUpdate(link.Fd, programFd, null);
-            if (updated == 0) return link;
-            reason = $"bpf_link_update failed: {Errno.Name(Errno.Of(updated))}";
+            var updated = link.Update(program);
+            if (updated == Errno.None) return link;
+            reason = $"bpf_link_update failed: {updated.Name()}";
         }
         logger.LogInformation("replacing the stale pinned link {Path}: {Reason}", path, reason);
-        _ = LibBpf.LinkDetach(link.Fd);
+        _ = link.Detach();
         link.Dispose();
         File.Delete(path);
         return null;
@@ -323,8 +315,8 @@ internal static unsafe class PinnedLink
     /// <summary>Detaches the link pinned at <paramref name="path"/> (if any) and removes the pin.</summary>
     public static void DetachAndUnpin(string path)
     {
-        using (var link = BpfInfo.OpenPinned(path))
-            if (link is not null) _ = LibBpf.LinkDetach(link.Fd);
+        using (var link = BpfLink.OpenPinned(path))
+            if (link is not null) _ = link.Detach();
         if (File.Exists(path)) File.Delete(path);
     }
 }

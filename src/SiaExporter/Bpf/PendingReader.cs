@@ -10,47 +10,46 @@ namespace SiaExporter.Bpf;
 /// One BPF_MAP_LOOKUP_BATCH pass over the array; buffers are kept between calls.
 /// Not thread-safe: one reader per caller.
 /// </summary>
-internal sealed unsafe class PendingReader
+internal sealed class PendingReader
 {
     private const int KeysPerBatch = 256;
 
-    private readonly int _fd;
+    private readonly BpfMap _pending;
     private readonly int _slots;
     private readonly int _cpus;
     private readonly int _stride;
     private readonly byte[] _keys = new byte[KeysPerBatch * sizeof(uint)];
     private readonly byte[] _values;
+    private readonly byte[] _element;
 
-    public PendingReader(int pendingFd, int slots, int possibleCpus)
+    /// <param name="pending">The `pending` map, kept open by its owner for this reader's lifetime.</param>
+    public PendingReader(BpfMap pending, int slots, int possibleCpus)
     {
-        _fd = pendingFd;
+        _pending = pending;
         _slots = slots;
         _cpus = possibleCpus;
         _stride = KernelSizes.PerCpuStride(KernelSizes.PendingHead + slots * KernelSizes.Counter);
         _values = new byte[KeysPerBatch * _cpus * _stride];
+        _element = new byte[_cpus * _stride];
     }
 
     public List<PendingSlot> Read()
     {
         var found = new List<PendingSlot>();
-        uint tokenIn = 0, tokenOut = 0;
+        Span<byte> tokenIn = stackalloc byte[sizeof(uint)];
+        Span<byte> tokenOut = stackalloc byte[sizeof(uint)];
         var first = true;
-        var options = MapBatchOptions.Create();
         while (true)
         {
             var wanted = (uint)KeysPerBatch;
-            int result;
-            fixed (byte* keys = _keys)
-            fixed (byte* values = _values)
-                result = LibBpf.MapLookupBatch(_fd, first ? null : &tokenIn, &tokenOut, keys, values, &wanted, &options);
-            var errno = result < 0 ? Errno.Of(result) : 0;
-            if (errno == Errno.EINTR || errno == Errno.EAGAIN) continue;
-            if (errno != 0 && errno != Errno.ENOENT)
+            var errno = _pending.LookupBatch(first ? [] : tokenIn, tokenOut, _keys, _values, ref wanted);
+            if (errno is Errno.EINTR or Errno.EAGAIN) continue; // nothing consumed; same in_batch again
+            if (errno is not (Errno.None or Errno.ENOENT))
                 throw BpfErrors.Exception("bpf_map_lookup_batch(pending)", errno);
             for (var i = 0; i < (int)wanted; i++)
                 Collect(_values.AsSpan(i * _cpus * _stride, _cpus * _stride), found);
-            if (errno == Errno.ENOENT) return found;
-            tokenIn = tokenOut;
+            if (errno == Errno.ENOENT) return found; // end of map
+            tokenOut.CopyTo(tokenIn);
             first = false;
         }
     }
@@ -61,35 +60,28 @@ internal sealed unsafe class PendingReader
     /// client's, so it goes with its final value and must not reach a later entry of the same address.
     /// The element is rewritten for every CPU at once; a frame counted into another address's slot
     /// between the read and the write would be lost to that address's view (never to the totals).
+    /// Only the eviction (<see cref="CounterReader.Evict"/>) calls it: it is part of the one write
+    /// back into the kernel.
     /// </summary>
     public List<PendingSlot> Release(ClientAddress client)
     {
         Span<byte> key = stackalloc byte[KernelSizes.ClientKey];
         client.WriteKernelKey(key);
         var index = PendingIndex.Of(key);
-        var element = new byte[_cpus * _stride];
-        int result;
-        fixed (byte* value = element)
-            result = LibBpf.MapLookupElem(_fd, &index, value);
-        BpfErrors.Check(result, "bpf_map_lookup_elem(pending)");
+        _pending.Lookup(index, _element);
         var released = new List<PendingSlot>();
         for (var cpu = 0; cpu < _cpus; cpu++)
         {
-            var value = element.AsSpan(cpu * _stride, _stride);
+            var value = _element.AsSpan(cpu * _stride, _stride);
             var head = MemoryMarshal.Read<PendingHead>(value);
             if (head.State == BpfConstants.PendingEmpty || !value[..KernelSizes.ClientKey].SequenceEqual(key)) continue;
             released.Add(SlotOf(value));
             head.State = BpfConstants.PendingEmpty;
             MemoryMarshal.Write(value, in head);
         }
-        if (released.Count == 0) return released;
-        fixed (byte* value = element)
-            result = LibBpf.MapUpdateElem(_fd, &index, value, BpfExist);
-        BpfErrors.Check(result, "bpf_map_update_elem(pending)");
+        if (released.Count > 0) _pending.Update(index, _element, MapUpdate.Exist);
         return released;
     }
-
-    private const ulong BpfExist = 2;
 
     private void Collect(ReadOnlySpan<byte> perCpu, List<PendingSlot> into)
     {

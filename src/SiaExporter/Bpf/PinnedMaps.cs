@@ -6,8 +6,7 @@ namespace SiaExporter.Bpf;
 /// <summary>What a map of the object will look like once loaded: what a pinned map must match to be reused.</summary>
 internal readonly record struct MapShape(uint Type, uint KeySize, uint ValueSize, uint MaxEntries, uint Flags)
 {
-    public static unsafe MapShape OfObjectMap(nint map) => new(
-        LibBpf.MapType(map), LibBpf.MapKeySize(map), LibBpf.MapValueSize(map), LibBpf.MapMaxEntries(map), LibBpf.MapFlags(map));
+    public static MapShape Of(ObjectMap map) => new(map.Type, map.KeySize, map.ValueSize, map.MaxEntries, map.Flags);
 
     public static MapShape OfKernelMap(in BpfMapInfo info) =>
         new((uint)info.Type, info.KeySize, info.ValueSize, info.MaxEntries, info.MapFlags);
@@ -37,10 +36,10 @@ internal static class PinnedMaps
 
     public static string PathOf(string pinDirectory, string mapName) => Path.Combine(pinDirectory, mapName);
 
-    /// <summary>Outcome of <see cref="Inspect"/>: reusable fds (by name), or why nothing can be reused.</summary>
+    /// <summary>Outcome of <see cref="Inspect"/>: the pinned maps found (by name), or why they cannot be reused.</summary>
     public sealed class Inspection : IDisposable
     {
-        public Dictionary<string, SafeFileDescriptorHandle> Reusable { get; } = new(StringComparer.Ordinal);
+        public Dictionary<string, BpfMap> Reusable { get; } = new(StringComparer.Ordinal);
         /// <summary>What differs from the pinned maps (empty when reusable or when nothing was pinned).</summary>
         public List<string> Differences { get; } = [];
         public bool NothingPinned { get; set; }
@@ -48,7 +47,7 @@ internal static class PinnedMaps
 
         public void Dispose()
         {
-            foreach (var fd in Reusable.Values) fd.Dispose();
+            foreach (var map in Reusable.Values) map.Dispose();
         }
     }
 
@@ -58,15 +57,15 @@ internal static class PinnedMaps
         var found = 0;
         foreach (var name in Names)
         {
-            var fd = BpfInfo.OpenPinned(PathOf(pinDirectory, name));
-            if (fd is null)
+            var map = BpfMap.OpenPinned(PathOf(pinDirectory, name));
+            if (map is null)
             {
                 inspection.Differences.Add($"{name} is not pinned");
                 continue;
             }
             found++;
-            inspection.Reusable[name] = fd;
-            var info = BpfInfo.OfMap(fd.Fd);
+            inspection.Reusable[name] = map;
+            var info = map.Info();
             var change = MapShape.OfKernelMap(info).DescribeChange(wanted[name]);
             if (change.Length > 0) inspection.Differences.Add($"{name}: {change}");
         }
@@ -76,10 +75,10 @@ internal static class PinnedMaps
             inspection.Differences.Clear();
             return inspection;
         }
-        if (inspection.Reusable.TryGetValue(BpfConstants.MapClasses, out var classesFd) &&
+        if (inspection.Reusable.TryGetValue(BpfConstants.MapClasses, out var classInfo) &&
             !inspection.Differences.Any(d => d.StartsWith(BpfConstants.MapClasses, StringComparison.Ordinal)))
         {
-            var pinned = ClassTable.Read(classesFd.Fd);
+            var pinned = ClassTable.Read(classInfo);
             if (!pinned.SequenceEqual(ClassTable.From(classes)))
                 inspection.Differences.Add($"class_info: {ClassTable.Describe(pinned)} → {classes} (PORTS changed)");
         }
@@ -108,26 +107,19 @@ internal static class ClassTable
         return table;
     }
 
-    public static unsafe ClassInfo[] Read(int fd)
+    public static ClassInfo[] Read(BpfMap classInfo)
     {
         var table = new ClassInfo[BpfConstants.MaxClasses];
         for (uint i = 0; i < table.Length; i++)
-        {
-            ClassInfo entry;
-            BpfErrors.Check(LibBpf.MapLookupElem(fd, &i, &entry), "bpf_map_lookup_elem(class_info)");
-            table[i] = entry;
-        }
+            table[i] = classInfo.Lookup<uint, ClassInfo>(i);
         return table;
     }
 
-    public static unsafe void Write(int fd, PortClassSet classes)
+    public static void Write(BpfMap classInfo, PortClassSet classes)
     {
         var table = From(classes);
         for (uint i = 0; i < table.Length; i++)
-        {
-            var entry = table[i];
-            BpfErrors.Check(LibBpf.MapUpdateElem(fd, &i, &entry, 0), "bpf_map_update_elem(class_info)");
-        }
+            classInfo.Update(i, table[i]);
     }
 
     /// <summary>"9981/tcp,9984/tcp" for a table read from the kernel.</summary>
@@ -151,11 +143,5 @@ internal static class PortTable
         return table;
     }
 
-    public static unsafe void Write(int fd, PortClassSet classes)
-    {
-        var table = From(classes);
-        uint key = 0;
-        fixed (byte* value = table)
-            BpfErrors.Check(LibBpf.MapUpdateElem(fd, &key, value, 0), "bpf_map_update_elem(port_classes)");
-    }
+    public static void Write(BpfMap portClasses, PortClassSet classes) => portClasses.Update(0u, From(classes));
 }

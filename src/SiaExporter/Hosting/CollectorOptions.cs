@@ -1,4 +1,6 @@
 using SiaExporter.Counters;
+using SiaExporter.Web;
+using S = SiaExporter.Hosting.SettingsTable;
 
 namespace SiaExporter.Hosting;
 
@@ -12,49 +14,111 @@ public enum XdpMode
     Generic,
 }
 
+/// <summary>What the kernel side loads and where it attaches: the object, its maps, its hooks.</summary>
+public sealed record KernelOptions
+{
+    public IReadOnlyList<string> Interfaces { get; init; } = S.Interface.Default;
+    public PortClassSet Ports { get; init; } = S.Ports.Default;
+    public int MaxClients { get; init; } = S.MaxClients.Default;
+    public XdpMode XdpMode { get; init; } = S.XdpMode.Default;
+    /// <summary>auto (TCX link, else a netlink clsact filter), tcx, netlink.</summary>
+    public string TcAttach { get; init; } = S.TcAttach.Default;
+    public string BpfObjectPath { get; init; } = S.BpfObject.Default;
+    public string PinDirectory { get; init; } = S.PinDirectory.Default;
+    /// <summary>Keep BPF run-time statistics on for the daemon's lifetime (two clock reads per packet; needs CAP_SYS_ADMIN).</summary>
+    public bool BpfStats { get; init; } = S.BpfStats.Default;
+}
+
+/// <summary>How clients are seen by every reader of the counters (metrics, history, log, push).</summary>
+public sealed record ClientOptions
+{
+    /// <summary>Clients reported by prefix instead of address; totals unchanged.</summary>
+    public ClientPrefix Anonymize { get; init; } = S.Anonymize.Default;
+    /// <summary>A client whose counters have not moved for this long leaves /metrics and, once flushed, the kernel map.</summary>
+    public TimeSpan IdleTimeout { get; init; } = S.ClientIdleTimeout.Default;
+}
+
+/// <summary>Where and how /metrics and / are served.</summary>
+public sealed record WebOptions
+{
+    public string ListenAddress { get; init; } = S.ListenAddress.Default;
+    /// <summary>Exporter-toolkit web config (TLS, basic auth); null: plain HTTP, no auth.</summary>
+    public string? ConfigFile { get; init; } = S.WebConfigFile.Default;
+}
+
+/// <summary>What /metrics publishes and where its publication state survives restarts.</summary>
+public sealed record MetricsOptions
+{
+    public int TopClients { get; init; } = S.MetricsTopClients.Default;
+    public string StateDirectory { get; init; } = S.StateDirectory.Default;
+}
+
+/// <summary>The SQLite history the daemon writes (its tuning is <see cref="Storage.HistoryOptions"/>).</summary>
+public sealed record DatabaseOptions
+{
+    public string SqlitePath { get; init; } = S.SqlitePath.Default;
+    public int RetentionDays { get; init; } = S.RetentionDays.Default;
+    /// <summary>How often counters are flushed, on the boundary.</summary>
+    public TimeSpan FlushInterval { get; init; } = S.FlushInterval.Default;
+}
+
+/// <summary>The live view of the busiest clients in the journal.</summary>
+public sealed record LogOptions
+{
+    public TimeSpan Interval { get; init; } = S.LogInterval.Default;
+    public int Top { get; init; } = S.LogTop.Default;
+}
+
+/// <summary>The remote push; <see cref="Push.PushOptions.From"/> turns it into the push's own record.</summary>
+public sealed record ApiOptions
+{
+    public string? Endpoint { get; init; } = S.ApiEndpoint.Default;
+    public string? Token { get; init; } = S.ApiToken.Default;
+    public bool Enabled => !string.IsNullOrEmpty(Endpoint) && !string.IsNullOrEmpty(Token);
+}
+
 /// <summary>
-/// Every setting of the daemon (SPEC.md), already parsed and validated: from the environment,
-/// /etc/collector.env (or --config FILE) and --kebab-case flags. See <c>CollectorSettings</c>.
+/// Every setting of the daemon (docs/reference.md), parsed and validated by <see cref="CollectorSettings"/>
+/// from <see cref="SettingsTable"/>: one record per component, plus the host's name that several show.
+/// Defaults come from the table alone.
 /// </summary>
 public sealed class CollectorOptions
 {
-    public string SiaHostname { get; init; } = Environment.MachineName;
-    public IReadOnlyList<string> Interfaces { get; init; } = [];
-    public string SqlitePath { get; init; } = "/var/lib/collector/traffic.db";
-    public string? ApiEndpoint { get; init; }
-    public string? ApiToken { get; init; }
-    public string ListenAddress { get; init; } = ":" + DefaultPort;
-    public PortClassSet Ports { get; init; } = PortClassSet.DefaultSet;
-    public int MetricsTopClients { get; init; } = 1000;
-    public int MaxClients { get; init; } = 16384;
-    public XdpMode XdpMode { get; init; } = XdpMode.Auto;
-    public int RetentionDays { get; init; } = 400;
-    public string? WebConfigFile { get; init; }
-    /// <summary>Keep BPF run-time statistics on for the daemon's lifetime (BPF_STATS=on|off, default
-    /// off). They time every program run (two clock reads per packet) and need CAP_SYS_ADMIN;
-    /// bench/traffic.sh measured 88–94% of the throughput with them on, 99–101% off.</summary>
-    public bool BpfStats { get; init; }
-    /// <summary>Clients reported by prefix instead of address (ANONYMIZE=/24,/48); totals unchanged.</summary>
-    public SiaExporter.Web.ClientPrefix Anonymize { get; init; } = SiaExporter.Web.ClientPrefix.None;
+    /// <summary>Shown in sia_exporter_build_info, on / and in API pushes.</summary>
+    public string SiaHostname { get; init; } = S.SiaHostname.Default;
+    public KernelOptions Kernel { get; init; } = new();
+    public ClientOptions Clients { get; init; } = new();
+    public WebOptions Web { get; init; } = new();
+    public MetricsOptions Metrics { get; init; } = new();
+    public DatabaseOptions Database { get; init; } = new();
+    public LogOptions Log { get; init; } = new();
+    public ApiOptions Api { get; init; } = new();
 
-    /// <summary>The compiled eBPF object (BPF_OBJECT; default: beside the binary, else /var/lib/collector/bpf/).</summary>
-    public string BpfObjectPath { get; init; } = "collector.bpf.o";
-    /// <summary>Where maps and links are pinned (PIN_DIRECTORY).</summary>
-    public string PinDirectory { get; init; } = "/sys/fs/bpf/collector";
-    /// <summary>State kept between runs besides SQLite (STATE_DIRECTORY; default: the database's folder).</summary>
-    public string StateDirectory { get; init; } = "/var/lib/collector";
-    /// <summary>A client whose counters have not moved for this long leaves /metrics and, once flushed, the kernel map (CLIENT_IDLE_TIMEOUT).</summary>
-    public TimeSpan ClientIdleTimeout { get; init; } = TimeSpan.FromHours(1);
-    /// <summary>How often the top clients are written to the journal (LOG_INTERVAL).</summary>
-    public TimeSpan LogInterval { get; init; } = TimeSpan.FromSeconds(30);
-    /// <summary>How many clients the live log shows per class and direction (LOG_TOP).</summary>
-    public int LogTop { get; init; } = 5;
-    /// <summary>How often counters are flushed to SQLite (FLUSH_INTERVAL), on the boundary.</summary>
-    public TimeSpan FlushInterval { get; init; } = TimeSpan.FromMinutes(1);
-    /// <summary>How the egress (and skb-path ingress) program is attached (TC_ATTACH): auto (TCX link, else a netlink clsact filter), tcx, netlink.</summary>
-    public string TcAttach { get; init; } = "auto";
-
-    public bool ApiPushEnabled => !string.IsNullOrEmpty(ApiEndpoint) && !string.IsNullOrEmpty(ApiToken);
+    // Shorthands for the component values that Metrics, Storage, Push, the hosted services and the
+    // tests read by their flat name. Each reads (and, in an initializer, writes) the component record:
+    // no value and no default lives here.
+    public IReadOnlyList<string> Interfaces { get => Kernel.Interfaces; init => Kernel = Kernel with { Interfaces = value }; }
+    public PortClassSet Ports { get => Kernel.Ports; init => Kernel = Kernel with { Ports = value }; }
+    public int MaxClients { get => Kernel.MaxClients; init => Kernel = Kernel with { MaxClients = value }; }
+    public XdpMode XdpMode { get => Kernel.XdpMode; init => Kernel = Kernel with { XdpMode = value }; }
+    public string TcAttach { get => Kernel.TcAttach; init => Kernel = Kernel with { TcAttach = value }; }
+    public string BpfObjectPath { get => Kernel.BpfObjectPath; init => Kernel = Kernel with { BpfObjectPath = value }; }
+    public string PinDirectory { get => Kernel.PinDirectory; init => Kernel = Kernel with { PinDirectory = value }; }
+    public bool BpfStats { get => Kernel.BpfStats; init => Kernel = Kernel with { BpfStats = value }; }
+    public ClientPrefix Anonymize { get => Clients.Anonymize; init => Clients = Clients with { Anonymize = value }; }
+    public TimeSpan ClientIdleTimeout { get => Clients.IdleTimeout; init => Clients = Clients with { IdleTimeout = value }; }
+    public string ListenAddress { get => Web.ListenAddress; init => Web = Web with { ListenAddress = value }; }
+    public string? WebConfigFile { get => Web.ConfigFile; init => Web = Web with { ConfigFile = value }; }
+    public int MetricsTopClients { get => Metrics.TopClients; init => Metrics = Metrics with { TopClients = value }; }
+    public string StateDirectory { get => Metrics.StateDirectory; init => Metrics = Metrics with { StateDirectory = value }; }
+    public string SqlitePath { get => Database.SqlitePath; init => Database = Database with { SqlitePath = value }; }
+    public int RetentionDays { get => Database.RetentionDays; init => Database = Database with { RetentionDays = value }; }
+    public TimeSpan FlushInterval { get => Database.FlushInterval; init => Database = Database with { FlushInterval = value }; }
+    public TimeSpan LogInterval { get => Log.Interval; init => Log = Log with { Interval = value }; }
+    public int LogTop { get => Log.Top; init => Log = Log with { Top = value }; }
+    public string? ApiEndpoint { get => Api.Endpoint; init => Api = Api with { Endpoint = value }; }
+    public string? ApiToken { get => Api.Token; init => Api = Api with { Token = value }; }
+    public bool ApiPushEnabled => Api.Enabled;
 
     /// <summary>Default /metrics port. 9981–9984 are hostd's; 9100–9999 are taken in Prometheus'
     /// default port allocations; see README for why this one.</summary>

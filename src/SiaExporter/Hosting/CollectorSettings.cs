@@ -1,28 +1,15 @@
 using System.Globalization;
-using SiaExporter.Counters;
 
 namespace SiaExporter.Hosting;
 
 /// <summary>
-/// Reads the settings of SPEC.md: an environment file (/etc/collector.env, or --config FILE),
-/// then the process environment, then --kebab-case flags, each overriding the one before.
-/// Every bad value is reported, one line each, before anything touches the kernel.
+/// Reads the settings of <see cref="SettingsTable"/>: an environment file (/etc/collector.env, or
+/// --config FILE), then the process environment, then --kebab-case flags, each overriding the one
+/// before. Every bad value is reported, one line each, before anything touches the kernel.
 /// </summary>
 public static class CollectorSettings
 {
     public const string DefaultConfigFile = "/etc/collector.env";
-
-    /// <summary>Every variable the daemon reads, in the order `collector --help` lists them.</summary>
-    public static readonly IReadOnlyList<string> Names =
-    [
-        "SIA_HOSTNAME", "INTERFACE", "SQLITE_PATH", "API_ENDPOINT", "API_TOKEN", "LISTEN_ADDRESS", "PORTS",
-        "METRICS_TOP_CLIENTS", "MAX_CLIENTS", "XDP_MODE", "RETENTION_DAYS", "WEB_CONFIG_FILE",
-        "BPF_OBJECT", "PIN_DIRECTORY", "STATE_DIRECTORY", "CLIENT_IDLE_TIMEOUT", "LOG_INTERVAL", "LOG_TOP",
-        "FLUSH_INTERVAL", "TC_ATTACH", "ANONYMIZE", "BPF_STATS",
-    ];
-
-    /// <summary>The flag for a variable: INTERFACE ↔ --interface.</summary>
-    public static string FlagOf(string name) => "--" + name.ToLowerInvariant().Replace('_', '-');
 
     /// <summary>
     /// Splits <paramref name="args"/> into settings (--name value / --name=value, --config FILE)
@@ -45,7 +32,7 @@ public static class CollectorSettings
             var eq = arg.IndexOf('=');
             var flag = eq > 0 ? arg[..eq] : arg;
             var name = flag[2..].ToUpperInvariant().Replace('-', '_');
-            var known = name == "CONFIG" || Names.Contains(name);
+            var known = name == "CONFIG" || SettingsTable.Find(name) is not null;
             if (!known)
             {
                 rest.Add(arg); // a command's own flag (--since, --limit, --format)
@@ -67,8 +54,8 @@ public static class CollectorSettings
                 throw new SettingsException([$"--config {file}: no such file"]);
             foreach (var (k, v) in ReadEnvironmentFile(file)) values[k] = v;
         }
-        foreach (var name in Names)
-            if (environment.TryGetValue(name, out var v) && v is not null) values[name] = v;
+        foreach (var setting in SettingsTable.All)
+            if (environment.TryGetValue(setting.Name, out var v) && v is not null) values[setting.Name] = v;
         foreach (var (k, v) in flags) values[k] = v;
         return (values, rest);
     }
@@ -97,123 +84,108 @@ public static class CollectorSettings
     public static CollectorOptions Parse(IReadOnlyDictionary<string, string> values, Func<string?>? defaultRouteInterface = null,
         bool interfacesRequired = true)
     {
-        var problems = new List<string>();
-        string? Get(string name) => values.TryGetValue(name, out var v) && !string.IsNullOrWhiteSpace(v) ? v.Trim() : null;
-
-        T Read<T>(string name, T fallback, Func<string, T> parse, string expected)
-        {
-            var text = Get(name);
-            if (text is null) return fallback;
-            try
-            {
-                return parse(text);
-            }
-            catch (FormatException e)
-            {
-                problems.Add($"{name}={text}: {e.Message}");
-            }
-            catch (OverflowException)
-            {
-                problems.Add($"{name}={text}: {expected}");
-            }
-            return fallback;
-        }
-
-        int Int(string name, int fallback, int min, int max) => Read(name, fallback, t =>
-        {
-            if (!int.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n < min || n > max)
-                throw new FormatException($"expected a whole number from {min} to {max}");
-            return n;
-        }, $"expected a whole number from {min} to {max}");
-
-        TimeSpan Duration(string name, TimeSpan fallback, TimeSpan min) => Read(name, fallback, t =>
-        {
-            var d = DurationText.Parse(t);
-            if (d < min) throw new FormatException($"must be at least {DurationText.Format(min)}");
-            return d;
-        }, "expected a duration like 30s, 5m, 1h");
-
-        var ports = Read("PORTS", PortClassSet.DefaultSet, PortClassSet.Parse, "");
-        var xdpMode = Read("XDP_MODE", XdpMode.Auto, t => t.ToLowerInvariant() switch
-        {
-            "auto" => XdpMode.Auto,
-            "native" or "drv" or "driver" => XdpMode.Native,
-            "generic" or "skb" => XdpMode.Generic,
-            _ => throw new FormatException("expected auto, native or generic"),
-        }, "");
-        var listen = Read("LISTEN_ADDRESS", ":" + CollectorOptions.DefaultPort, t =>
-        {
-            ListenAddress.Parse(t);
-            return t;
-        }, "");
-        var tcAttach = Read("TC_ATTACH", "auto", t => t.ToLowerInvariant() is "auto" or "tcx" or "netlink"
-            ? t.ToLowerInvariant()
-            : throw new FormatException("expected auto, tcx or netlink"), "");
-
-        var bpfStats = Read("BPF_STATS", false, t => t.ToLowerInvariant() switch
-        {
-            "on" or "true" or "1" or "yes" => true,
-            "off" or "false" or "0" or "no" => false,
-            _ => throw new FormatException("expected on or off"),
-        }, "");
-        var anonymize = Read("ANONYMIZE", SiaExporter.Web.ClientPrefix.None, SiaExporter.Web.ClientPrefix.Parse, "");
-        var interfaces = (Get("INTERFACE") ?? "")
-            .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Distinct(StringComparer.Ordinal).ToList();
-        if (interfaces.Count == 0 && interfacesRequired)
+        var read = SettingsReader.Read(values);
+        var interfaces = read.Value(SettingsTable.Interface);
+        if (interfaces.Count == 0 && interfacesRequired && !read.HasProblemWith(SettingsTable.Interface))
         {
             var route = (defaultRouteInterface ?? DefaultRoute.InterfaceName)();
             if (route is null)
-                problems.Add("INTERFACE is not set and there is no default route to take it from: set INTERFACE=eth0 (see `ip link`)");
+                read.Problem("INTERFACE is not set and there is no default route to take it from: set INTERFACE=eth0 (see `ip link`)");
             else
-                interfaces.Add(route);
+                interfaces = [route];
         }
-        foreach (var name in interfaces)
-            if (name.Length > 15 || name.Contains('/') || name.Any(char.IsWhiteSpace))
-                problems.Add($"INTERFACE: '{name}' is not a valid interface name");
+        var sqlitePath = read.Value(SettingsTable.SqlitePath);
 
-        var apiEndpoint = Get("API_ENDPOINT");
-        if (apiEndpoint is not null && (!Uri.TryCreate(apiEndpoint, UriKind.Absolute, out var uri) || (uri.Scheme != "http" && uri.Scheme != "https")))
-            problems.Add($"API_ENDPOINT={apiEndpoint}: expected an http:// or https:// URL");
-        var webConfig = Get("WEB_CONFIG_FILE");
-        if (webConfig is not null && !File.Exists(webConfig))
-            problems.Add($"WEB_CONFIG_FILE={webConfig}: no such file");
-
-        var sqlitePath = Get("SQLITE_PATH") ?? "/var/lib/collector/traffic.db";
         var options = new CollectorOptions
         {
-            SiaHostname = Get("SIA_HOSTNAME") ?? System.Net.Dns.GetHostName(),
-            Interfaces = interfaces,
-            SqlitePath = sqlitePath,
-            ApiEndpoint = apiEndpoint,
-            ApiToken = Get("API_TOKEN"),
-            ListenAddress = listen,
-            Ports = ports,
-            MetricsTopClients = Int("METRICS_TOP_CLIENTS", 1000, 0, 1_000_000),
-            MaxClients = Int("MAX_CLIENTS", 16384, 16, 16_777_216),
-            XdpMode = xdpMode,
-            RetentionDays = Int("RETENTION_DAYS", 400, 1, 36_500),
-            WebConfigFile = webConfig,
-            BpfObjectPath = Get("BPF_OBJECT") ?? DefaultBpfObjectPath(),
-            PinDirectory = Get("PIN_DIRECTORY") ?? "/sys/fs/bpf/collector",
-            StateDirectory = Get("STATE_DIRECTORY") ?? (Path.GetDirectoryName(Path.GetFullPath(sqlitePath)) ?? "/var/lib/collector"),
-            ClientIdleTimeout = Duration("CLIENT_IDLE_TIMEOUT", TimeSpan.FromHours(1), TimeSpan.FromSeconds(1)),
-            LogInterval = Duration("LOG_INTERVAL", TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(1)),
-            LogTop = Int("LOG_TOP", 5, 1, 1000),
-            FlushInterval = Duration("FLUSH_INTERVAL", TimeSpan.FromMinutes(1), TimeSpan.FromSeconds(1)),
-            TcAttach = tcAttach,
-            Anonymize = anonymize,
-            BpfStats = bpfStats,
+            SiaHostname = read.Value(SettingsTable.SiaHostname),
+            Kernel = new KernelOptions
+            {
+                Interfaces = interfaces,
+                Ports = read.Value(SettingsTable.Ports),
+                MaxClients = read.Value(SettingsTable.MaxClients),
+                XdpMode = read.Value(SettingsTable.XdpMode),
+                TcAttach = read.Value(SettingsTable.TcAttach),
+                BpfObjectPath = read.Value(SettingsTable.BpfObject),
+                PinDirectory = read.Value(SettingsTable.PinDirectory),
+                BpfStats = read.Value(SettingsTable.BpfStats),
+            },
+            Clients = new ClientOptions
+            {
+                Anonymize = read.Value(SettingsTable.Anonymize),
+                IdleTimeout = read.Value(SettingsTable.ClientIdleTimeout),
+            },
+            Web = new WebOptions
+            {
+                ListenAddress = read.Value(SettingsTable.ListenAddress),
+                ConfigFile = read.Value(SettingsTable.WebConfigFile),
+            },
+            Metrics = new MetricsOptions
+            {
+                TopClients = read.Value(SettingsTable.MetricsTopClients),
+                StateDirectory = read.ValueOr(SettingsTable.StateDirectory,
+                    () => Path.GetDirectoryName(Path.GetFullPath(sqlitePath)) ?? SettingsTable.StateDirectory.Default),
+            },
+            Database = new DatabaseOptions
+            {
+                SqlitePath = sqlitePath,
+                RetentionDays = read.Value(SettingsTable.RetentionDays),
+                FlushInterval = read.Value(SettingsTable.FlushInterval),
+            },
+            Log = new LogOptions
+            {
+                Interval = read.Value(SettingsTable.LogInterval),
+                Top = read.Value(SettingsTable.LogTop),
+            },
+            Api = new ApiOptions
+            {
+                Endpoint = read.Value(SettingsTable.ApiEndpoint),
+                Token = read.Value(SettingsTable.ApiToken),
+            },
         };
-        if (problems.Count > 0) throw new SettingsException(problems);
+        read.ThrowIfAnyProblem();
         return options;
     }
+}
 
-    /// <summary>collector.bpf.o beside the binary (make build, make run), else the installed copy.</summary>
-    public static string DefaultBpfObjectPath()
+/// <summary>
+/// The values of one start-up, parsed in table order: each setting's value (or its default), and
+/// every problem as one line for the operator.
+/// </summary>
+internal sealed class SettingsReader
+{
+    private readonly Dictionary<Setting, object?> _parsed = [];
+    private readonly HashSet<Setting> _bad = [];
+    private readonly List<string> _problems = [];
+
+    public static SettingsReader Read(IReadOnlyDictionary<string, string> values)
     {
-        var beside = Path.Combine(AppContext.BaseDirectory, "collector.bpf.o");
-        return File.Exists(beside) ? beside : "/var/lib/collector/bpf/collector.bpf.o";
+        var reader = new SettingsReader();
+        foreach (var setting in SettingsTable.All)
+        {
+            // An empty or blank value is the same as an absent one: the default.
+            if (!values.TryGetValue(setting.Name, out var raw) || string.IsNullOrWhiteSpace(raw)) continue;
+            var before = reader._problems.Count;
+            var value = setting.ParseOrReport(raw.Trim(), reader._problems);
+            if (reader._problems.Count > before) reader._bad.Add(setting);
+            else reader._parsed[setting] = value;
+        }
+        return reader;
+    }
+
+    /// <summary>The parsed value, else the table's default (also after a problem, which is reported).</summary>
+    public T Value<T>(Setting<T> setting) => _parsed.TryGetValue(setting, out var v) ? (T)v! : setting.Default;
+
+    /// <summary>The parsed value, else a default derived from other settings (STATE_DIRECTORY from SQLITE_PATH).</summary>
+    public T ValueOr<T>(Setting<T> setting, Func<T> derivedDefault) => _parsed.TryGetValue(setting, out var v) ? (T)v! : derivedDefault();
+
+    public bool HasProblemWith(Setting setting) => _bad.Contains(setting);
+
+    public void Problem(string line) => _problems.Add(line);
+
+    public void ThrowIfAnyProblem()
+    {
+        if (_problems.Count > 0) throw new SettingsException(_problems);
     }
 }
 

@@ -4,14 +4,14 @@ using SiaExporter.Storage;
 
 namespace SiaExporter.Hosting;
 
-/// <summary>The short-lived commands: top, export, detach, version.</summary>
+/// <summary>The short-lived commands: top, export, detach, version, settings.</summary>
 public static class Commands
 {
     public static int Top(CollectorOptions options, string[] args) =>
-        TopCommand.Run(options.SqlitePath, args, Console.Out, Console.Error);
+        TopCommand.Run(options.Database.SqlitePath, args, Console.Out, Console.Error);
 
     public static int Export(CollectorOptions options, string[] args) =>
-        ExportCommand.Run(options.SqlitePath, args, Console.Out, Console.Error);
+        ExportCommand.Run(options.Database.SqlitePath, args, Console.Out, Console.Error);
 
     /// <summary>
     /// Takes our programs off every hook (pinned links under the pin directory, and netlink filters at
@@ -29,19 +29,19 @@ public static class Commands
         }
         using var loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true));
         var logger = loggers.CreateLogger("collector");
-        var detached = HookAttachments.DetachAll(options.PinDirectory, options.Interfaces, logger);
+        var kernel = options.Kernel;
+        var detached = HookAttachments.DetachAll(kernel.PinDirectory, kernel.Interfaces, logger);
         Console.Out.WriteLine($"detached {detached} hook(s)");
-        if (purge && Directory.Exists(options.PinDirectory))
+        if (purge && Directory.Exists(kernel.PinDirectory))
         {
-            Directory.Delete(options.PinDirectory, recursive: true);
-            Console.Out.WriteLine($"removed the pinned counters in {options.PinDirectory}");
+            Directory.Delete(kernel.PinDirectory, recursive: true);
+            Console.Out.WriteLine($"removed the pinned counters in {kernel.PinDirectory}");
         }
         return 0;
     }
 
-    public static int Version(IReadOnlyDictionary<string, string> values)
+    public static int Version()
     {
-        _ = values;
         Console.Out.WriteLine($"collector {Metrics.MetricsExporter.DefaultVersion}");
         string libbpf;
         try
@@ -59,5 +59,39 @@ public static class Commands
         Console.Out.WriteLine($"bpffs {(BpfFileSystem.IsMounted() ? "mounted at /sys/fs/bpf" : "not mounted (the daemon mounts it)")}");
         Console.Out.WriteLine($"ports default {Counters.PortClassSet.Default}");
         return 0;
+    }
+
+    /// <summary>
+    /// Every setting from <see cref="SettingsTable"/>: a listing (no argument), collector.env.example
+    /// (--env-example), the Markdown table (--markdown), or that table written into the generated
+    /// section of a reference document (--update-reference FILE; `make docs`).
+    /// </summary>
+    public static int Settings(string[] args)
+    {
+        switch (args)
+        {
+            case []:
+                Console.Out.Write(SettingsDocs.Help());
+                return 0;
+            case ["--env-example"]:
+                Console.Out.Write(SettingsDocs.EnvExample());
+                return 0;
+            case ["--markdown"]:
+                Console.Out.Write(SettingsDocs.Markdown());
+                return 0;
+            case ["--update-reference", var file]:
+                if (!File.Exists(file))
+                    throw new OperatorException($"{file} does not exist", "pass the path of docs/reference.md");
+                var document = File.ReadAllText(file);
+                if (!SettingsDocs.HasSection(document))
+                    throw new OperatorException($"{file} has no generated settings section",
+                        $"put the lines {SettingsDocs.BeginMarker} and {SettingsDocs.EndMarker} where the table goes");
+                File.WriteAllText(file, SettingsDocs.SpliceInto(document));
+                Console.Out.WriteLine($"updated the settings table in {file}");
+                return 0;
+            default:
+                Console.Error.WriteLine($"collector: settings: unexpected '{string.Join(' ', args)}' (--env-example, --markdown or --update-reference FILE)");
+                return 2;
+        }
     }
 }

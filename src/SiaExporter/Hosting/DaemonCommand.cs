@@ -14,7 +14,7 @@ public static class DaemonCommand
     {
         if (args.Length > 0)
             throw new SettingsException([$"run takes no arguments (got '{string.Join(' ', args)}'); settings are --kebab-case flags"]);
-        Preflight.Check(options);
+        Preflight.Check(options.Kernel);
         WebConfig? web = null;
         if (options.WebConfigFile is not null)
         {
@@ -47,6 +47,9 @@ public static class DaemonCommand
 
         var services = builder.Services;
         services.AddSingleton(options);
+        // Each component's own record, for the services that take only theirs.
+        services.AddSingleton(options.Kernel);
+        services.AddSingleton(options.Log);
         services.AddSingleton(TimeProvider.System);
         // Order matters: hosted services start in this order and stop in reverse, so the kernel
         // hooks are up before any reader starts and still up for the final flush.
@@ -70,12 +73,12 @@ public static class DaemonCommand
                 historyHoldsDeltas: () => sp.GetRequiredService<TrafficHistory>().PendingBuckets > 0));
             services.AddHostedService(sp => sp.GetRequiredService<ApiPushService>());
         }
-        services.AddHostedService(sp =>
-        {
-            var source = sp.GetRequiredService<SnapshotSource>();
-            return new HistoryFlushService(sp.GetRequiredService<TrafficHistory>(), source.Fresh, source.Evict, options,
-                sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<HistoryFlushService>>());
-        });
+        // The one owner of eviction from the kernel map (through the snapshot source's door).
+        services.AddSingleton(sp => new ClientLifecycle(sp.GetRequiredService<SnapshotSource>().Evict, options.ClientIdleTimeout,
+            sp.GetRequiredService<TimeProvider>()));
+        services.AddHostedService(sp => new HistoryFlushService(sp.GetRequiredService<TrafficHistory>(),
+            sp.GetRequiredService<SnapshotSource>().Fresh, sp.GetRequiredService<ClientLifecycle>(), options,
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<HistoryFlushService>>()));
         services.AddSingleton(sp =>
         {
             var kernel = sp.GetRequiredService<KernelCounters>();
@@ -86,11 +89,12 @@ public static class DaemonCommand
                 BpfPrograms = kernel.ProgramStats,
                 Attachments = kernel.Attachments,
                 LastMapReadDuration = () => source.LastReadDuration,
-                History = () => (history.LastSuccess, history.FailureCount),
+                History = () => new HistoryHealth(history.LastSuccess, history.FailureCount),
                 Push = push is null ? null : () => sp.GetRequiredService<ApiPushService>().Status,
                 MapCapacity = options.MaxClients,
             }, sp.GetRequiredService<ILoggerFactory>().CreateLogger<MetricsExporter>());
         });
+        services.AddHostedService(sp => sp.GetRequiredService<MetricsExporter>().StateSaver);
         services.AddHostedService<TopClientsLog>();
 
         var app = builder.Build();

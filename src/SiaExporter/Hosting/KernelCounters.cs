@@ -10,7 +10,7 @@ namespace SiaExporter.Hosting;
 /// attaches on start, detaches on stop (SIGTERM, Ctrl-C). Registered first, so it starts before
 /// and stops after everything that reads the counters (the final flush still sees them).
 /// </summary>
-public sealed class KernelCounters(CollectorOptions options, TimeProvider time, ILogger<KernelCounters> logger)
+public sealed class KernelCounters(KernelOptions options, TimeProvider time, ILogger<KernelCounters> logger)
     : IHostedService, ICounterSource, IDisposable
 {
     private CollectorObject? _collector;
@@ -20,10 +20,8 @@ public sealed class KernelCounters(CollectorOptions options, TimeProvider time, 
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        // Privileges, libbpf, kernel features, interfaces and the object were checked by Preflight.
-        LibBpfLog.Route(logger);
-        BpfFileSystem.EnsureMounted(logger, BpfFileSystem.MountPointOf(options.PinDirectory));
-
+        // Privileges, libbpf, kernel features, interfaces and the object were checked by Preflight;
+        // the loader routes libbpf's messages to the log and mounts bpffs for its pins.
         _collector = CollectorObject.Load(
             new CollectorObjectOptions(options.BpfObjectPath, options.Ports, options.MaxClients, options.PinDirectory), logger);
         logger.LogInformation(
@@ -69,8 +67,6 @@ public sealed class KernelCounters(CollectorOptions options, TimeProvider time, 
     public CounterSnapshot Read() => Reader.Read();
 
     public IReadOnlyList<EvictedClient> Evict(IReadOnlyCollection<ClientAddress> clients) => Reader.Evict(clients);
-
-    public int Capacity => _collector?.Capacity ?? options.MaxClients;
 
     /// <summary>Every hook we attached, and whether its program is still on it.</summary>
     public IEnumerable<BpfAttachment> Attachments()

@@ -7,6 +7,8 @@ namespace SiaExporter.Hosting;
 /// <summary>
 /// What `collector run` checks before it builds the host, so that each mistake an operator can
 /// make ends in one clear line (and a non-zero exit) instead of a hosting stack trace.
+/// The one place for these checks: <see cref="Bpf.CollectorObject"/> does not repeat them (it
+/// reports what fails while loading), and settings were validated when they were parsed.
 /// </summary>
 public static class Preflight
 {
@@ -15,7 +17,7 @@ public static class Preflight
     private const int CapPerfmon = 38;
     private const int CapBpf = 39;
 
-    public static void Check(CollectorOptions options)
+    public static void Check(KernelOptions options)
     {
         RequirePrivileges(EffectiveCapabilities());
         NativeLibraryResolver.EnsureLibBpf();

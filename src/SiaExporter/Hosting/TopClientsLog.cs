@@ -8,13 +8,13 @@ namespace SiaExporter.Hosting;
 /// The live view in the journal: every LOG_INTERVAL, the busiest clients of the last interval
 /// per class and direction, with their rates (addresses only, no DNS look-ups).
 /// </summary>
-public sealed class TopClientsLog(SnapshotSource source, CollectorOptions options, TimeProvider time, ILogger<TopClientsLog> logger)
+public sealed class TopClientsLog(SnapshotSource source, LogOptions options, TimeProvider time, ILogger<TopClientsLog> logger)
     : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         CounterSnapshot? previous = null;
-        using var timer = new PeriodicTimer(options.LogInterval, time);
+        using var timer = new PeriodicTimer(options.Interval, time);
         do
         {
             try
@@ -34,7 +34,7 @@ public sealed class TopClientsLog(SnapshotSource source, CollectorOptions option
     private void Log(CounterSnapshot previous, CounterSnapshot current)
     {
         var seconds = Math.Max((current.TakenAt - previous.TakenAt).TotalSeconds, 0.001);
-        foreach (var line in Describe(previous, current, options.LogTop, seconds))
+        foreach (var line in Describe(previous, current, options.Top, seconds))
             logger.LogInformation("{TopClients}", line);
     }
 

@@ -7,8 +7,9 @@ namespace SiaExporter.Metrics;
 /// The publication state on disk (<c>STATE_DIRECTORY/metrics-state.bin</c>), so a restarted
 /// daemon serves the same series from the same values and nothing goes down. Written only when
 /// the set of series or a restarted entry changes the meaning of the numbers (values that only
-/// grow are recomputed from the kernel after a restart), always before those values are served,
-/// via a temporary file, fsync and rename. Binary, little-endian, with an FNV-1a checksum.
+/// grow are recomputed from the kernel after a restart), by <see cref="PublicationStateSaver"/>
+/// right after the scrape that made the change and at stop, via a temporary file, fsync and
+/// rename. Binary, little-endian, with an FNV-1a checksum.
 /// </summary>
 internal static class PublicationStateFile
 {

@@ -1,21 +1,20 @@
 namespace SiaExporter.Native;
 
 /// <summary>A libbpf or bpf() call failed with an errno that is not an operator's fault.</summary>
-public sealed class BpfException : Exception
+internal sealed class BpfException : Exception
 {
-    public BpfException(string operation, int errno, string? detail = null)
-        : base($"{operation} failed: {Native.Errno.Name(errno)}{(detail is null ? "" : $" ({detail})")}")
+    public BpfException(string operation, Errno errno, string? detail = null)
+        : base($"{operation} failed: {errno.Name()}{(detail is null ? "" : $" ({detail})")}")
     {
         Operation = operation;
-        Errno = Math.Abs(errno);
+        Errno = errno;
     }
 
     public string Operation { get; }
 
-    /// <summary>Positive errno value.</summary>
-    public int Errno { get; }
+    public Errno Errno { get; }
 
-    public string ErrnoName => Native.Errno.Name(Errno);
+    public string ErrnoName => Errno.Name();
 }
 
 /// <summary>Turns failed native calls into exceptions: the operator's problems (missing privilege)
@@ -28,10 +27,16 @@ internal static class BpfErrors
     public static int Check(int returned, string operation)
     {
         if (returned >= 0) return returned;
-        throw Exception(operation, Errno.Of(returned));
+        throw Exception(operation, Errnos.FromReturn(returned));
     }
 
-    public static Exception Exception(string operation, int errno) => Math.Abs(errno) switch
+    /// <summary>Throws unless <paramref name="errno"/> is <see cref="Errno.None"/>.</summary>
+    public static void Check(Errno errno, string operation)
+    {
+        if (errno != Errno.None) throw Exception(operation, errno);
+    }
+
+    public static Exception Exception(string operation, Errno errno) => errno switch
     {
         Errno.EPERM => new OperatorException($"permission denied loading eBPF ({operation}: EPERM)", PrivilegeHint),
         _ => new BpfException(operation, errno),

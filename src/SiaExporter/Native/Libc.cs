@@ -22,17 +22,35 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "statfs", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     public static partial int StatFs(string path, void* buffer);
 
+    /// <summary>stat(2): 0, or -1 with errno set. <paramref name="buffer"/> holds a struct stat (512 bytes is enough).</summary>
+    [LibraryImport(Lib, EntryPoint = "stat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int Stat(string path, byte* buffer);
+
+    /// <summary>Only for <see cref="FileDescriptorHandle"/>'s release: every other call takes the handle.</summary>
     [LibraryImport(Lib, EntryPoint = "close", SetLastError = true)]
     public static partial int Close(int fd);
+
+    /// <summary>fcntl(fd, F_DUPFD_CLOEXEC, 0), declared with its one int argument (fcntl is
+    /// variadic; an int passes the same way on x86-64 and arm64 Linux).</summary>
+    [LibraryImport(Lib, EntryPoint = "fcntl", SetLastError = true)]
+    private static partial int FcntlInt(int fd, int command, int argument);
+
+    /// <summary>A new descriptor (close-on-exec) for the same open file as <paramref name="fd"/>, or -1 with errno set.
+    /// For descriptors libbpf owns and we want to keep.</summary>
+    public static int DuplicateCloseOnExec(int fd)
+    {
+        const int FDupFdCloexec = 1030; // F_DUPFD_CLOEXEC
+        return FcntlInt(fd, FDupFdCloexec, 0);
+    }
 
     [LibraryImport(Lib, EntryPoint = "geteuid")]
     public static partial uint GetEffectiveUserId();
 
     [LibraryImport(Lib, EntryPoint = "socket", SetLastError = true)]
-    public static partial int Socket(int domain, int type, int protocol);
+    private static partial int Socket(int domain, int type, int protocol);
 
     [LibraryImport(Lib, EntryPoint = "ioctl", SetLastError = true)]
-    public static partial int Ioctl(int fd, ulong request, void* argument);
+    public static partial int Ioctl(SafeFileDescriptorHandle fd, ulong request, void* argument);
 
     [LibraryImport(Lib, EntryPoint = "vsnprintf")]
     public static partial int VsnPrintf(byte* buffer, nuint size, byte* format, nint arguments);
@@ -49,7 +67,7 @@ internal static unsafe partial class Libc
     {
         var buffer = stackalloc long[32]; // struct statfs is 120 bytes on x86-64 and arm64
         if (StatFs(path, buffer) != 0)
-            throw new BpfException($"statfs({path})", Errno.Last());
+            throw new BpfException($"statfs({path})", Errnos.Last());
         return buffer[0];
     }
 
@@ -65,24 +83,18 @@ internal static unsafe partial class Libc
         const uint EthtoolGetDriverInfo = 3;
         var fd = Socket(AfInet, SockDgram | SockCloexec, 0);
         if (fd < 0) return null;
-        try
-        {
-            var info = stackalloc byte[196]; // struct ethtool_drvinfo
-            new Span<byte>(info, 196).Clear();
-            *(uint*)info = EthtoolGetDriverInfo;
-            var request = stackalloc byte[40]; // struct ifreq: name[16], then the data pointer
-            new Span<byte>(request, 40).Clear();
-            var name = System.Text.Encoding.UTF8.GetBytes(interfaceName);
-            if (name.Length > 15) return null;
-            name.CopyTo(new Span<byte>(request, 16));
-            *(byte**)(request + 16) = info;
-            if (Ioctl(fd, SiocEthtool, request) != 0) return null;
-            static string Text(byte* field) => Marshal.PtrToStringUTF8((nint)field) ?? "";
-            return (Text(info + 4), Text(info + 4 + 32 * 3)); // driver[32], version[32], fw_version[32], bus_info[32]
-        }
-        finally
-        {
-            Close(fd);
-        }
+        using var socket = new SafeFileDescriptorHandle(fd);
+        var info = stackalloc byte[196]; // struct ethtool_drvinfo
+        new Span<byte>(info, 196).Clear();
+        *(uint*)info = EthtoolGetDriverInfo;
+        var request = stackalloc byte[40]; // struct ifreq: name[16], then the data pointer
+        new Span<byte>(request, 40).Clear();
+        var name = System.Text.Encoding.UTF8.GetBytes(interfaceName);
+        if (name.Length > 15) return null;
+        name.CopyTo(new Span<byte>(request, 16));
+        *(byte**)(request + 16) = info;
+        if (Ioctl(socket, SiocEthtool, request) != 0) return null;
+        static string Text(byte* field) => Marshal.PtrToStringUTF8((nint)field) ?? "";
+        return (Text(info + 4), Text(info + 4 + 32 * 3)); // driver[32], version[32], fw_version[32], bus_info[32]
     }
 }

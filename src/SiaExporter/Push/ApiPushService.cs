@@ -169,7 +169,7 @@ public sealed class ApiPushService : BackgroundService
             foreach (var entry in outbox.Due(now, _options.BatchSize))
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                var (clients, totals) = outbox.Read(entry.Bucket);
+                var (clients, totals) = outbox.History.Bucket(entry.Bucket);
                 var body = PushPayload.Serialize(_options.Hostname, entry.Bucket, clients, totals);
                 var result = await _client.SendAsync(_options.Hostname, entry.Bucket, body, cancellationToken).ConfigureAwait(false);
                 var at = _time.GetUtcNow();

@@ -17,7 +17,7 @@ namespace SiaExporter.Push;
 /// </summary>
 public static class PushPayload
 {
-    public static byte[] Serialize(string host, long bucket, IReadOnlyList<PushRow> clients, IReadOnlyList<PushRow> totals)
+    public static byte[] Serialize(string host, long bucket, IReadOnlyList<ClassRow> clients, IReadOnlyList<ClassRow> totals)
     {
         var buffer = new System.Buffers.ArrayBufferWriter<byte>(256 + 160 * (clients.Count + totals.Count));
         using (var w = new Utf8JsonWriter(buffer))
@@ -37,7 +37,7 @@ public static class PushPayload
         return buffer.WrittenSpan.ToArray();
     }
 
-    private static void WriteRow(Utf8JsonWriter w, in PushRow row)
+    private static void WriteRow(Utf8JsonWriter w, in ClassRow row)
     {
         w.WriteStartObject();
         if (row.Client is not null) w.WriteString("client", row.Client);

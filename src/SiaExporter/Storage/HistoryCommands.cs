@@ -8,7 +8,7 @@ namespace SiaExporter.Storage;
 /// <summary>A bad command-line argument: one line for the operator, exit code 2.</summary>
 public sealed class UsageException(string message) : Exception(message);
 
-/// <summary>Shared by <c>collector top</c> and <c>collector export</c>: flags, times, the read-only connection.</summary>
+/// <summary>Shared by <c>collector top</c> and <c>collector export</c>: flags and times (the rows come from <see cref="HistoryReader"/>).</summary>
 public static partial class HistoryArguments
 {
     /// <summary>Parses --name value / --name=value pairs; every flag must be in <paramref name="known"/>.</summary>
@@ -69,24 +69,6 @@ public static partial class HistoryArguments
         throw new UsageException($"--{option} '{text}' is not a duration (1h, 7d), an RFC 3339 time (2025-01-31T12:00:00Z) or Unix seconds");
     }
 
-    /// <summary>A reader beside the running daemon: read-only, never blocks the writer (WAL).</summary>
-    public static SqliteConnection OpenReadOnly(string path)
-    {
-        if (!File.Exists(path))
-            throw new OperatorException($"no history database at {path}", "start the daemon first, or set SQLITE_PATH / --sqlite-path");
-        var connection = new SqliteConnection(new SqliteConnectionStringBuilder
-        {
-            DataSource = path,
-            Mode = SqliteOpenMode.ReadOnly,
-            Pooling = false,
-        }.ToString());
-        connection.Open();
-        using var cmd = connection.CreateCommand();
-        cmd.CommandText = "PRAGMA busy_timeout = 5000";
-        cmd.ExecuteNonQuery();
-        return connection;
-    }
-
     [GeneratedRegex("^([0-9]{1,12})([smhdw])$")]
     private static partial Regex DurationPattern();
 
@@ -121,26 +103,11 @@ public static class TopCommand
             if (values.TryGetValue("limit", out var l) &&
                 (!int.TryParse(l, NumberStyles.None, CultureInfo.InvariantCulture, out limit) || limit < 1))
                 throw new UsageException($"--limit '{l}' is not a positive whole number");
-            using var connection = HistoryArguments.OpenReadOnly(databasePath);
+            using var history = HistoryReader.OpenReadOnly(databasePath);
             var seed = HistorySchema.SeedColumns;
-            using var cmd = connection.CreateCommand();
-            cmd.CommandText = $"""
-                SELECT client_ip, {string.Join(", ", seed.Select(c => $"sum(coalesce({c.Column}, 0))"))},
-                       sum({string.Join(" + ", seed.Select(c => $"coalesce({c.Column}, 0)"))}) AS total
-                FROM traffic WHERE timestamp >= $since
-                GROUP BY client_ip ORDER BY total DESC, client_ip LIMIT $limit
-                """;
-            cmd.Parameters.AddWithValue("$since", Buckets.Of(since));
-            cmd.Parameters.AddWithValue("$limit", limit);
-            var rows = new List<string[]>();
-            using (var r = cmd.ExecuteReader())
-                while (r.Read())
-                {
-                    var row = new string[seed.Count + 2];
-                    row[0] = r.GetString(0);
-                    for (var i = 0; i <= seed.Count; i++) row[i + 1] = HumanBytes(r.GetInt64(i + 1));
-                    rows.Add(row);
-                }
+            var rows = history.TopClients(Buckets.Of(since), limit)
+                .Select(c => (string[])[c.Client, .. c.SeedBytes.Select(HumanBytes), HumanBytes(c.Total)])
+                .ToList();
             string[] header = ["CLIENT", .. seed.Select(c => $"{c.Class} {(c.Direction == Counters.Direction.Up ? "UP" : "DOWN")}"), "TOTAL"];
             stdout.WriteLine($"Top {rows.Count} clients since {Buckets.StartOf(Buckets.Of(since)):yyyy-MM-dd HH:mm} UTC ({databasePath})");
             var widths = header.Select((h, i) => Math.Max(h.Length, rows.Count == 0 ? 0 : rows.Max(r => r[i].Length))).ToArray();
@@ -195,27 +162,19 @@ public static class ExportCommand
             var since = values.TryGetValue("since", out var s) ? Buckets.Of(HistoryArguments.ParseTime("since", s, now)) : long.MinValue;
             var until = values.TryGetValue("until", out var u) ? HistoryArguments.ParseTime("until", u, now).ToUnixTimeSeconds() : long.MaxValue;
             if (until <= since) throw new UsageException("--until is not after --since");
-            using var connection = HistoryArguments.OpenReadOnly(databasePath);
+            using var history = HistoryReader.OpenReadOnly(databasePath);
             var seed = HistorySchema.SeedColumns;
-            using var cmd = connection.CreateCommand();
-            cmd.CommandText = $"""
-                SELECT timestamp, client_ip, {string.Join(", ", seed.Select(c => $"coalesce({c.Column}, 0)"))}
-                FROM traffic WHERE timestamp >= $since AND timestamp < $until
-                ORDER BY timestamp, client_ip
-                """;
-            cmd.Parameters.AddWithValue("$since", since);
-            cmd.Parameters.AddWithValue("$until", until);
-            using var r = cmd.ExecuteReader();
+            var rows = history.SeedRows(since, until);
             string[] fields = ["timestamp", "client_ip", .. seed.Select(c => c.Column)];
             if (format == "csv")
             {
                 stdout.WriteLine(string.Join(',', fields));
                 var cells = new string[fields.Length];
-                while (r.Read())
+                foreach (var row in rows)
                 {
-                    cells[0] = r.GetInt64(0).ToString(CultureInfo.InvariantCulture);
-                    cells[1] = r.GetString(1);
-                    for (var i = 2; i < fields.Length; i++) cells[i] = r.GetInt64(i).ToString(CultureInfo.InvariantCulture);
+                    cells[0] = row.Timestamp.ToString(CultureInfo.InvariantCulture);
+                    cells[1] = row.Client;
+                    for (var i = 2; i < fields.Length; i++) cells[i] = row.Bytes[i - 2].ToString(CultureInfo.InvariantCulture);
                     stdout.WriteLine(string.Join(',', cells));
                 }
             }
@@ -226,12 +185,12 @@ public static class ExportCommand
                 {
                     json.WriteStartArray();
                     var written = 0;
-                    while (r.Read())
+                    foreach (var row in rows)
                     {
                         json.WriteStartObject();
-                        json.WriteNumber(fields[0], r.GetInt64(0));
-                        json.WriteString(fields[1], r.GetString(1));
-                        for (var i = 2; i < fields.Length; i++) json.WriteNumber(fields[i], r.GetInt64(i));
+                        json.WriteNumber(fields[0], row.Timestamp);
+                        json.WriteString(fields[1], row.Client);
+                        for (var i = 2; i < fields.Length; i++) json.WriteNumber(fields[i], row.Bytes[i - 2]);
                         json.WriteEndObject();
                         if (++written % 1000 == 0)
                         {

@@ -13,43 +13,38 @@ namespace SiaExporter.Storage;
 /// checkpoint, idle-client eviction, and once an hour retention in small batches, within a
 /// quarter of the interval so the next flush is never late. On stop, one final flush.
 /// <para>
-/// Wiring: <c>new HistoryFlushService(history, snapshots.Fresh, snapshots.Evict, options, time, logger)</c>
-/// with <see cref="SnapshotSource"/>; the service keeps its own <see cref="ClientActivity"/> (fed
-/// with the flushed snapshots) unless one is passed that no one else calls Observe on.
+/// Wiring: <c>new HistoryFlushService(history, snapshots.Fresh, lifecycle, options, time, logger)</c>
+/// with <see cref="SnapshotSource"/>; the <see cref="ClientLifecycle"/> (null: no eviction) is
+/// shown every flushed snapshot and, after each committed flush, evicts the idle clients through
+/// the history.
 /// </para>
 /// </summary>
 public sealed class HistoryFlushService : BackgroundService
 {
     private readonly TrafficHistory _history;
     private readonly Func<CounterSnapshot> _read;
-    private readonly Func<IReadOnlyCollection<ClientAddress>, IReadOnlyList<EvictedClient>>? _evict;
+    private readonly ClientLifecycle? _lifecycle;
     private readonly CollectorOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private readonly ClientActivity _activity;
     private DateTimeOffset _nextRetention = DateTimeOffset.MinValue;
 
     public HistoryFlushService(
         TrafficHistory history,
         Func<CounterSnapshot> read,
-        Func<IReadOnlyCollection<ClientAddress>, IReadOnlyList<EvictedClient>>? evict,
+        ClientLifecycle? lifecycle,
         CollectorOptions options,
         TimeProvider time,
-        ILogger<HistoryFlushService> logger,
-        ClientActivity? activity = null)
+        ILogger<HistoryFlushService> logger)
     {
         if (options.FlushInterval <= TimeSpan.Zero) throw new ArgumentException("FlushInterval must be positive", nameof(options));
         _history = history;
         _read = read;
-        _evict = evict;
+        _lifecycle = lifecycle;
         _options = options;
         _time = time;
         _logger = logger;
-        _activity = activity ?? new ClientActivity();
     }
-
-    /// <summary>The last flush's result (null before the first).</summary>
-    public FlushResult? LastFlush { get; private set; }
 
     /// <summary>Flushes completed by the loop (committed or not).</summary>
     public long Flushes { get; private set; }
@@ -96,16 +91,15 @@ public sealed class HistoryFlushService : BackgroundService
         var late = snapshot.TakenAt - boundary >= _options.FlushInterval;
         var countedAt = late ? snapshot.TakenAt : boundary - TimeSpan.FromMilliseconds(1);
         var result = await _history.FlushAsync(snapshot, countedAt, CancellationToken.None).ConfigureAwait(false);
-        LastFlush = result;
         Flushes++;
-        _activity.Observe(snapshot);
+        _lifecycle?.Observe(snapshot);
         if (!result.Committed) return;
         await _history.CheckpointAsync(cancellationToken).ConfigureAwait(false);
-        if (_evict is not null)
+        if (_lifecycle is not null)
         {
-            var eviction = await _history.RunEvictionAsync(_evict, _activity, _options.ClientIdleTimeout, CancellationToken.None).ConfigureAwait(false);
+            var eviction = await _lifecycle.EvictIdleAsync(_history, CancellationToken.None).ConfigureAwait(false);
             if (eviction.Evicted > 0)
-                _logger.LogInformation("Evicted {Clients} clients idle for {Idle} from the kernel map", eviction.Evicted, _options.ClientIdleTimeout);
+                _logger.LogInformation("Evicted {Clients} clients idle for {Idle} from the kernel map", eviction.Evicted, _lifecycle.IdleTimeout);
         }
         if (_time.GetUtcNow() >= _nextRetention)
         {

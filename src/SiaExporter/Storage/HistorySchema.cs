@@ -16,6 +16,7 @@ namespace SiaExporter.Storage;
 /// <item><c>counter_baseline</c>: the counter values already written, per client, stored in the
 /// same transaction as the deltas (exactly once across crashes).</item>
 /// <item><c>collector_state</c>: which map generation and port classes the baseline belongs to.</item>
+/// <item><c>push_outbox</c>, <c>push_meta</c>: what the API push sent (created by <see cref="PushOutbox"/>).</item>
 /// </list>
 /// Traffic of clients that found the kernel map full is stored under client_ip
 /// <see cref="OverflowClient"/> in <c>traffic</c> and <c>traffic_detail</c>, so the sum over
@@ -82,6 +83,22 @@ public static class HistorySchema
         ) WITHOUT ROWID;
         """;
 
+    /// <summary>The API push's bookkeeping (<see cref="PushOutbox"/>).</summary>
+    private const string OutboxTables = """
+        CREATE TABLE IF NOT EXISTS push_outbox (
+            bucket       INTEGER PRIMARY KEY,
+            state        TEXT    NOT NULL DEFAULT 'pending',
+            attempts     INTEGER NOT NULL DEFAULT 0,
+            last_error   TEXT,
+            sent_at      INTEGER,
+            next_attempt INTEGER
+        );
+        CREATE TABLE IF NOT EXISTS push_meta (
+            key   TEXT NOT NULL PRIMARY KEY,
+            value TEXT NOT NULL
+        ) WITHOUT ROWID;
+        """;
+
     private const string UniqueIndex =
         "CREATE UNIQUE INDEX IF NOT EXISTS traffic_bucket_client ON traffic(timestamp, client_ip)";
 
@@ -119,6 +136,9 @@ public static class HistorySchema
         }
         tx.Commit();
     }
+
+    /// <summary>Creates the API push's tables when missing: <c>push_outbox</c> and <c>push_meta</c>.</summary>
+    public static void EnsureOutbox(SqliteConnection connection) => Exec(connection, null, OutboxTables);
 
     private static bool TableExists(SqliteConnection c, SqliteTransaction tx, string table)
     {

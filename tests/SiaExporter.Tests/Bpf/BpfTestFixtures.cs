@@ -18,26 +18,19 @@ internal static class TestObject
         }
     }
 
-    /// <summary>The folder holding SiaExporter.sln, found upwards from the test binaries.</summary>
-    public static string RepositoryRoot
-    {
-        get
-        {
-            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-                if (File.Exists(System.IO.Path.Combine(dir.FullName, "SiaExporter.sln"))) return dir.FullName;
-            throw new InvalidOperationException($"no SiaExporter.sln above {AppContext.BaseDirectory}");
-        }
-    }
+    /// <summary>The checkout (<see cref="Repository.Root"/>).</summary>
+    public static string RepositoryRoot => Repository.Root;
 
     public static CollectorObjectOptions Options(string? pinDirectory = null, string ports = PortClassSet.Default,
         int maxClients = BpfConstants.DefaultMaxClients) =>
         new(Path, PortClassSet.Parse(ports), maxClients, pinDirectory);
 }
 
-/// <summary>A pin directory /sys/fs/bpf/natdev-&lt;random&gt;, removed with everything in it (links detached).</summary>
+/// <summary>A pin directory /sys/fs/bpf/STEM (<see cref="OwnedNames"/>: a crashed run's is removed by a later one),
+/// removed with everything in it (links detached).</summary>
 internal sealed class TempPinDirectory : IDisposable
 {
-    public TempPinDirectory() => Path = $"/sys/fs/bpf/natdev-{Guid.NewGuid():N}"[..32];
+    public TempPinDirectory() => Path = OwnedNames.NewPinDirectory();
 
     public string Path { get; }
 

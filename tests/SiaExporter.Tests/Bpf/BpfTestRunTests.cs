@@ -39,7 +39,7 @@ public sealed class BpfTestRunTests
         using var collector = CollectorObject.Load(TestObject.Options(), new ListLogger());
         KernelMapWriter.PutConfirmedClient(collector, Source); // counted on its entry (bpf/clients.h)
 
-        var result = BpfTestRun.Run(collector.XdpIngressFd, UdpFrame(), repeat: 10);
+        var result = BpfTestRun.Run(collector.XdpIngress, UdpFrame(), repeat: 10);
 
         Assert.Equal(XdpPass, result.ReturnValue);
         var snapshot = new CounterReader(collector).Read();
@@ -47,7 +47,7 @@ public sealed class BpfTestRunTests
         Assert.True(index >= 0, "the source was not counted");
         Assert.Equal(new Traffic(1280, 10), snapshot.Get(index, PortClassSet.Slot(2, Direction.Down)));
         Assert.Equal(10UL, snapshot.Totals[PortClassSet.Slot(2, Direction.Down)].Packets);
-        var run = BpfStats.Of(BpfConstants.ProgXdp, collector.XdpIngressFd);
+        var run = BpfStats.Of(BpfConstants.ProgXdp, collector.XdpIngress);
         Assert.True(run.RunCount >= 10, $"run_cnt {run.RunCount}");
         Assert.True(run.RunTimeNs > 0);
     }
@@ -57,7 +57,7 @@ public sealed class BpfTestRunTests
     {
         using var collector = CollectorObject.Load(TestObject.Options(), new ListLogger());
         KernelMapWriter.PutConfirmedClient(collector, Source);
-        var result = BpfTestRun.Run(collector.TcIngressFd, UdpFrame(), skb: new SkBuffFields(WireLength: 128, GsoSegments: 1));
+        var result = BpfTestRun.Run(collector.TcIngress, UdpFrame(), skb: new SkBuffFields(WireLength: 128, GsoSegments: 1));
         Assert.Contains(result.ReturnValue, new[] { TcActOk, TcActUnspec });
         var snapshot = new CounterReader(collector).Read();
         var index = Array.IndexOf(snapshot.Clients, Source);

@@ -17,26 +17,24 @@ public sealed class CollectorObjectTests
         using var collector = CollectorObject.Load(TestObject.Options(ports: "9981/tcp,9984/tcp"), logger);
         Assert.Equal(PinnedMapsOutcome.NotPinned, collector.MapsOutcome);
         Assert.Equal(4, collector.SlotCount);
-        var clients = BpfInfo.OfMap(collector.ClientsMapFd);
+        var clients = collector.ClientsMap.Info();
         Assert.Equal(64u, clients.ValueSize);
         Assert.Equal((uint)BpfConstants.DefaultMaxClients, clients.MaxEntries);
         Assert.Equal(BpfMapType.PerCpuHash, clients.Type);
-        Assert.Equal(64u, BpfInfo.OfMap(collector.AggregatesMapFd).ValueSize);
+        Assert.Equal(64u, collector.AggregatesMap.Info().ValueSize);
         Assert.Equal(clients.Id, collector.Generation.MapId);
         Assert.Equal(File.ReadAllText("/proc/sys/kernel/random/boot_id").Trim(), collector.Generation.BootId);
         Assert.Equal((long)BpfConstants.DefaultMaxClients * 64 * collector.PossibleCpus, collector.ClientsMapBytes);
-        Assert.True(collector.XdpIngressFd > 0 && collector.TcEgressFd > 0 && collector.TcIngressFd > 0);
-        Assert.Equal("9981/tcp,9984/tcp", ClassTable.Describe(ClassTable.Read(collector.ClassesMapFd)));
+        Assert.All([collector.XdpIngress, collector.TcEgress, collector.TcIngress], p => Assert.True(p.Id > 0 && !p.IsInvalid));
+        Assert.Equal("9981/tcp,9984/tcp", ClassTable.Describe(ClassTable.Read(collector.ClassesMap)));
     }
 
     [KernelFact]
-    public unsafe void Writes_the_port_table_with_class_index_plus_one()
+    public void Writes_the_port_table_with_class_index_plus_one()
     {
         using var collector = CollectorObject.Load(TestObject.Options(ports: "9981/tcp,9984/tcp,9984/udp"), new ListLogger());
         var table = new byte[KernelSizes.PortTable];
-        uint key = 0;
-        fixed (byte* value = table)
-            BpfErrors.Check(LibBpf.MapLookupElem(collector.PortsMapFd, &key, value), "lookup");
+        collector.PortsMap.Lookup(0u, table);
         Assert.Equal(1, table[9981]);
         Assert.Equal(2, table[9984]);
         Assert.Equal(3, table[BpfConstants.PortsPerRow + 9984]);
@@ -98,6 +96,22 @@ public sealed class CollectorObjectTests
         using var third = CollectorObject.Load(TestObject.Options(pins.Path, ports, maxClients), new ListLogger());
         Assert.Equal(PinnedMapsOutcome.Reused, third.MapsOutcome);
         Assert.Equal(second.Generation, third.Generation);
+    }
+
+    [KernelFact]
+    public void Maps_and_programs_are_descriptors_of_its_own_closed_with_it()
+    {
+        var collector = CollectorObject.Load(TestObject.Options(), new ListLogger());
+        var clients = collector.ClientsMap;
+        var xdp = collector.XdpIngress;
+        Assert.Equal(collector.Generation.MapId, clients.Info().Id); // usable after libbpf's object is closed
+        Assert.Equal(BpfConstants.ProgXdp, xdp.Info().Name[..Math.Min(15, BpfConstants.ProgXdp.Length)]);
+
+        collector.Dispose();
+
+        Assert.True(clients.IsClosed && xdp.IsClosed);
+        Assert.Throws<ObjectDisposedException>(() => clients.Info());
+        Assert.Throws<ObjectDisposedException>(() => xdp.Info());
     }
 
     [KernelFact]

@@ -67,7 +67,7 @@ public sealed class CounterReaderTests(ITestOutputHelper output)
     }
 
     [KernelFact]
-    public void Reads_100000_clients_quickly()
+    public void Reads_100000_clients_in_one_batch_the_same_as_one_by_one_and_faster()
     {
         const int count = 100_000;
         using var collector = CollectorObject.Load(TestObject.Options(maxClients: count + 1000), new ListLogger());
@@ -85,10 +85,14 @@ public sealed class CounterReaderTests(ITestOutputHelper output)
         }
         var oneByOne = Stopwatch.StartNew();
         var slow = new CounterReader(collector) { BatchDisabled = true }.Read();
-        output.WriteLine($"{count} clients, {collector.PossibleCpus} CPUs: batched read {times.Min():F1} ms best, {times.Average():F1} ms mean; get_next_key read {oneByOne.Elapsed.TotalMilliseconds:F1} ms");
+        var slowMs = oneByOne.Elapsed.TotalMilliseconds;
+        output.WriteLine($"{count} clients, {collector.PossibleCpus} CPUs: batched read {times.Min():F1} ms best, {times.Average():F1} ms mean; get_next_key read {slowMs:F1} ms");
         Assert.Equal(count, snapshot!.Clients.Length);
         Assert.Equal(count, slow.Clients.Length);
-        Assert.True(times.Min() < 100, $"batched read took {times.Min():F1} ms");
+        Assert.Equal(snapshot.Clients.Order().ToArray(), slow.Clients.Order().ToArray());
+        // Absolute read times belong to bench-scrape (a timed unit test only measures how busy the
+        // machine is); side by side in one run, the batch must beat one syscall per key.
+        Assert.True(times.Min() < slowMs, $"batched read {times.Min():F1} ms is not faster than one by one {slowMs:F1} ms");
     }
 
     private static int FindNumber(ClientAddress address)

@@ -21,10 +21,10 @@ public sealed class HookAttachmentsTests
 
         Assert.Equal(
             [new AttachedHook(veth.Host, HookAttachments.IfIndexOf(veth.Host), "xdp", "native"),
-             new AttachedHook(veth.Host, HookAttachments.IfIndexOf(veth.Host), "tc", "tcx")],
+             new AttachedHook(veth.Host, HookAttachments.IfIndexOf(veth.Host), "tc_egress", "tcx")],
             attachments.Attached);
-        Assert.Equal([ProgramId(collector.XdpIngressFd)], NetShow(veth.Host).XdpDriverIds);
-        Assert.Equal([ProgramId(collector.TcEgressFd)], TcxQuery.ProgramIds(HookAttachments.IfIndexOf(veth.Host), Hook.TcEgress));
+        Assert.Equal([ProgramId(collector.XdpIngress)], NetShow(veth.Host).XdpDriverIds);
+        Assert.Equal([ProgramId(collector.TcEgress)], TcxQuery.ProgramIds(HookAttachments.IfIndexOf(veth.Host), Hook.TcEgress));
         Assert.Empty(TcxQuery.ProgramIds(HookAttachments.IfIndexOf(veth.Host), Hook.TcIngress));
         Assert.True(File.Exists(Path.Combine(pins.Path, "links", $"{veth.Host}-xdp")));
         Assert.True(File.Exists(Path.Combine(pins.Path, "links", $"{veth.Host}-tc-egress")));
@@ -50,10 +50,10 @@ public sealed class HookAttachmentsTests
         var ifIndex = HookAttachments.IfIndexOf(veth.Host);
         Assert.True(HookAttachments.IsVirtual(veth.Host));
         Assert.Equal(
-            [new AttachedHook(veth.Host, ifIndex, "tc_ingress", "tcx"), new AttachedHook(veth.Host, ifIndex, "tc", "tcx")],
+            [new AttachedHook(veth.Host, ifIndex, "tc_ingress", "tcx"), new AttachedHook(veth.Host, ifIndex, "tc_egress", "tcx")],
             attachments.Attached);
         Assert.Empty(NetShow(veth.Host).XdpDriverIds); // no native XDP: the peer keeps its TSO
-        Assert.Equal([ProgramId(collector.TcIngressFd)], TcxQuery.ProgramIds(ifIndex, Hook.TcIngress));
+        Assert.Equal([ProgramId(collector.TcIngress)], TcxQuery.ProgramIds(ifIndex, Hook.TcIngress));
     }
 
     [KernelFact]
@@ -75,8 +75,8 @@ public sealed class HookAttachmentsTests
 
         Assert.Equal(PinnedMapsOutcome.Reused, second.MapsOutcome);
         Assert.All(again.Items, a => Assert.True(a.Adopted));
-        Assert.Equal([ProgramId(second.XdpIngressFd)], NetShow(veth.Host).XdpDriverIds);
-        Assert.Equal([ProgramId(second.TcEgressFd)], TcxQuery.ProgramIds(ifIndex, Hook.TcEgress));
+        Assert.Equal([ProgramId(second.XdpIngress)], NetShow(veth.Host).XdpDriverIds);
+        Assert.Equal([ProgramId(second.TcEgress)], TcxQuery.ProgramIds(ifIndex, Hook.TcEgress));
         var snapshot = new CounterReader(second).Read();
         var index = Array.IndexOf(snapshot.Clients, Peer);
         Assert.True(snapshot.Get(index, 0).Bytes >= 4000 * (ulong)second.PossibleCpus);
@@ -108,7 +108,7 @@ public sealed class HookAttachmentsTests
         using (var first = CollectorObject.Load(TestObject.Options(pins.Path), new ListLogger()))
         {
             var attachments = HookAttachments.Attach(first, [veth.Host], XdpMode.Generic, TcAttachMode.Netlink, new ListLogger());
-            Assert.Equal(["tc_ingress/netlink", "tc/netlink"], attachments.Attached.Select(a => $"{a.Hook}/{a.Mode}").ToArray());
+            Assert.Equal(["tc_ingress/netlink", "tc_egress/netlink"], attachments.Attached.Select(a => $"{a.Hook}/{a.Mode}").ToArray());
             Assert.Empty(attachments.FindDetached());
             attachments.ReleaseWithoutDetaching();
         }
@@ -117,8 +117,8 @@ public sealed class HookAttachmentsTests
         using (var again = HookAttachments.Attach(second, [veth.Host], XdpMode.Generic, TcAttachMode.Netlink, new ListLogger()))
         {
             var tc = NetShow(veth.Host).Tc;
-            Assert.Equal([("clsact/ingress", ProgramId(second.TcIngressFd))], tc.Where(t => t.Kind.EndsWith("ingress", StringComparison.Ordinal)).ToArray());
-            Assert.Equal([("clsact/egress", ProgramId(second.TcEgressFd))], tc.Where(t => t.Kind.EndsWith("egress", StringComparison.Ordinal)).ToArray());
+            Assert.Equal([("clsact/ingress", ProgramId(second.TcIngress))], tc.Where(t => t.Kind.EndsWith("ingress", StringComparison.Ordinal)).ToArray());
+            Assert.Equal([("clsact/egress", ProgramId(second.TcEgress))], tc.Where(t => t.Kind.EndsWith("egress", StringComparison.Ordinal)).ToArray());
             Assert.Empty(NetShow(veth.Host).XdpDriverIds);
             Assert.Empty(again.FindDetached());
         }
@@ -139,15 +139,61 @@ public sealed class HookAttachmentsTests
         var logger = new ListLogger();
         using var again = HookAttachments.Attach(second, [kept.Host], XdpMode.Generic, TcAttachMode.Auto, logger);
 
-        Assert.Equal(["tc_ingress/tcx", "tc/tcx"], again.Attached.Select(a => $"{a.Hook}/{a.Mode}").ToArray());
+        Assert.Equal(["tc_ingress/tcx", "tc_egress/tcx"], again.Attached.Select(a => $"{a.Hook}/{a.Mode}").ToArray());
         Assert.Empty(NetShow(kept.Host).XdpDriverIds);
-        Assert.Equal([ProgramId(second.TcIngressFd)], TcxQuery.ProgramIds(HookAttachments.IfIndexOf(kept.Host), Hook.TcIngress));
+        Assert.Equal([ProgramId(second.TcIngress)], TcxQuery.ProgramIds(HookAttachments.IfIndexOf(kept.Host), Hook.TcIngress));
         Assert.Empty(NetShow(dropped.Host).XdpDriverIds);
         Assert.Empty(TcxQuery.ProgramIds(HookAttachments.IfIndexOf(dropped.Host), Hook.TcEgress));
         Assert.Equal(
             [$"{kept.Host}-tc-egress", $"{kept.Host}-tc-ingress"],
             Directory.EnumerateFiles(HookAttachments.LinksDirectory(pins.Path)).Select(p => Path.GetFileName(p)!).Order().ToArray());
         Assert.True(logger.Said("no longer configured"));
+    }
+
+    [KernelTheory]
+    [InlineData("tcx")]
+    [InlineData("netlink")]
+    public void A_scrape_racing_the_stop_sees_the_hooks_go_and_never_a_closed_descriptor(string tcAttachMode)
+    {
+        var tcAttach = KernelCounters.TcAttachModeOf(tcAttachMode);
+        using var veth = new VethPair();
+        using var collector = CollectorObject.Load(TestObject.Options(), new ListLogger());
+        var attachments = HookAttachments.Attach(collector, [veth.Host], XdpMode.Native, tcAttach, new ListLogger());
+        Assert.Empty(attachments.FindDetached());
+
+        // the scrape thread asks while the host's stop detaches and disposes
+        Exception? failure = null;
+        var checks = 0;
+        var stop = false;
+        var scrape = new Thread(() =>
+        {
+            try
+            {
+                while (!Volatile.Read(ref stop))
+                {
+                    attachments.FindDetached();
+                    checks++;
+                }
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+        });
+        scrape.Start();
+        Assert.True(WaitFor(() => Volatile.Read(ref checks) > 10));
+        attachments.Detach();
+        attachments.Dispose();
+        var checksAfterStop = Volatile.Read(ref checks);
+        Assert.True(WaitFor(() => Volatile.Read(ref checks) > checksAfterStop + 10));
+        Volatile.Write(ref stop, true);
+        scrape.Join();
+
+        Assert.Null(failure);
+        Assert.All(attachments.Items, a => Assert.False(a.IsAlive()));
+        Assert.Equal(attachments.Attached, attachments.FindDetached());
+        Assert.Empty(NetShow(veth.Host).XdpDriverIds);
+        Assert.Empty(NetShow(veth.Host).Tc);
     }
 
     [KernelFact]
@@ -160,7 +206,7 @@ public sealed class HookAttachmentsTests
         Assert.Contains("ip link", e.WhatToDo, StringComparison.Ordinal);
     }
 
-    private static uint ProgramId(int programFd) => BpfInfo.OfProgram(programFd).Id;
+    private static uint ProgramId(BpfProgram program) => program.Id;
 
     private static bool WaitFor(Func<bool> condition)
     {

@@ -5,7 +5,7 @@ using SiaExporter.Native;
 namespace SiaExporter.Tests.Bpf;
 
 /// <summary>Writes per-CPU counter values straight into the maps, as the programs would.</summary>
-internal static unsafe class KernelMapWriter
+internal static class KernelMapWriter
 {
     /// <summary>Sets <paramref name="client"/>'s value: slot s = (bytes, packets) on every CPU, so the
     /// summed value is cpus × that.</summary>
@@ -14,9 +14,7 @@ internal static unsafe class KernelMapWriter
         var value = PerCpuValue(collector, bytes, packets);
         var key = new byte[KernelSizes.ClientKey];
         client.WriteKernelKey(key);
-        fixed (byte* k = key)
-        fixed (byte* v = value)
-            BpfErrors.Check(LibBpf.MapUpdateElem(collector.ClientsMapFd, k, v, 0), "update clients");
+        collector.ClientsMap.Update(key, value);
     }
 
     /// <summary>Gives <paramref name="client"/> an empty entry, as if it had been confirmed before
@@ -26,27 +24,19 @@ internal static unsafe class KernelMapWriter
         var value = new byte[KernelSizes.PerCpuStride(collector.ValueSize) * collector.PossibleCpus];
         var key = new byte[KernelSizes.ClientKey];
         client.WriteKernelKey(key);
-        fixed (byte* k = key)
-        fixed (byte* v = value)
-            BpfErrors.Check(LibBpf.MapUpdateElem(collector.ClientsMapFd, k, v, 1 /* BPF_NOEXIST */), "update clients");
+        collector.ClientsMap.Update(key, value, MapUpdate.NoExist);
         // ... and its bit in the `confirmed` prefilter, as the kernel's admit() sets it.
         var bit = PendingIndex.ConfirmedBit(key);
         var bits = new byte[BpfConstants.ConfirmedBits / 8];
-        uint zero = 0;
-        fixed (byte* b = bits)
-        {
-            BpfErrors.Check(LibBpf.MapLookupElem(collector.ConfirmedMapFd, &zero, b), "lookup confirmed");
-            b[bit >> 3] |= (byte)(1 << (int)(bit & 7));
-            BpfErrors.Check(LibBpf.MapUpdateElem(collector.ConfirmedMapFd, &zero, b, 0), "update confirmed");
-        }
+        collector.ConfirmedMap.Lookup(0u, bits);
+        bits[bit >> 3] |= (byte)(1 << (int)(bit & 7));
+        collector.ConfirmedMap.Update(0u, bits);
     }
 
     public static void PutAggregate(CollectorObject collector, int index, ulong bytes, ulong packets)
     {
         var value = PerCpuValue(collector, bytes, packets);
-        var key = (uint)index;
-        fixed (byte* v = value)
-            BpfErrors.Check(LibBpf.MapUpdateElem(collector.AggregatesMapFd, &key, v, 0), "update aggregates");
+        collector.AggregatesMap.Update((uint)index, value);
     }
 
     private static byte[] PerCpuValue(CollectorObject collector, ulong bytes, ulong packets)

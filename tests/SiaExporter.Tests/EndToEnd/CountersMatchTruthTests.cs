@@ -28,7 +28,7 @@ public sealed class CountersMatchTruthTests(ITestOutputHelper output)
         using var net = TestNetwork.Create(offloads);
         using var collector = CollectorUnderTest.Start(net, xdpMode);
         var expectedIngress = xdpMode == XdpMode.Native ? "xdp/native" : "tc_ingress/tcx";
-        Assert.Equal([expectedIngress, "tc/tcx"], collector.Attachments.Attached.Select(a => $"{a.Hook}/{a.Mode}").ToArray());
+        Assert.Equal([expectedIngress, "tc_egress/tcx"], collector.Attachments.Attached.Select(a => $"{a.Hook}/{a.Mode}").ToArray());
         var before = collector.Read();
 
         var plan = TrafficPlan.Standard(net);

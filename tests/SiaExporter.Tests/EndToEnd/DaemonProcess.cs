@@ -65,28 +65,15 @@ internal sealed partial class DaemonProcess : IDisposable
         var config = ConfigFileOf(net);
         var port = FreeLoopbackPort();
         var binary = BinaryPath;
-        var psi = new ProcessStartInfo(binary)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in new[]
-                 {
-                     "run", "--config", config, "--interface", net.HostInterface, "--pin-directory", net.PinDirectory,
-                     "--sqlite-path", Path.Combine(state, "traffic.db"), "--state-directory", state,
-                     "--bpf-object", TestObject.Path, "--listen-address", $"127.0.0.1:{port}", "--xdp-mode", xdpMode,
-                 })
-            psi.ArgumentList.Add(a);
-        foreach (var a in extraArgs ?? []) psi.ArgumentList.Add(a);
-        psi.Environment.Remove("INVOCATION_ID"); // never look like a systemd service
-        psi.Environment.Remove("NOTIFY_SOCKET");
         var log = new StringBuilder();
-        var process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {binary}");
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.AppendLine(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.AppendLine(e.Data); };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        var process = Shell.Start(binary,
+            [
+                "run", "--config", config, "--interface", net.HostInterface, "--pin-directory", net.PinDirectory,
+                "--sqlite-path", Path.Combine(state, "traffic.db"), "--state-directory", state,
+                "--bpf-object", TestObject.Path, "--listen-address", $"127.0.0.1:{port}", "--xdp-mode", xdpMode,
+                .. extraArgs ?? [],
+            ],
+            onLine: line => { lock (log) log.AppendLine(line); });
         var daemon = new DaemonProcess(process, log, new Uri($"http://127.0.0.1:{port}/metrics"));
         try
         {
@@ -188,7 +175,7 @@ internal sealed partial class DaemonProcess : IDisposable
     /// <summary>SIGTERM and wait for a clean exit; returns the exit code.</summary>
     public int Terminate(TimeSpan within)
     {
-        Libc.kill(_process.Id, 15);
+        Shell.Signal(_process, Libc.SIGTERM);
         if (!_process.WaitForExit(within))
         {
             _process.Kill();

@@ -17,14 +17,16 @@ namespace SiaExporter.Tests.EndToEnd;
 public sealed partial class PacketCapture : IDisposable
 {
     private readonly Process _process;
-    private readonly StringBuilder _stderr = new();
-    private readonly TaskCompletionSource _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly StringBuilder _stderr;
+    private readonly TaskCompletionSource _listening;
     private bool _stopped;
 
-    private PacketCapture(Process process, string path)
+    private PacketCapture(Process process, string path, StringBuilder stderr, TaskCompletionSource listening)
     {
         _process = process;
         Path = path;
+        _stderr = stderr;
+        _listening = listening;
     }
 
     public string Path { get; }
@@ -35,28 +37,20 @@ public sealed partial class PacketCapture : IDisposable
 
     public static PacketCapture Start(TestNetwork net, string path)
     {
-        var psi = new ProcessStartInfo("ip")
-        {
-            RedirectStandardError = true,
-            RedirectStandardOutput = true,
-            UseShellExecute = false,
-        };
+        var stderr = new StringBuilder();
+        var listening = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         // `ip netns exec` execs tcpdump in place: the pid we hold is tcpdump's. -Z root: Debian's
-        // tcpdump otherwise drops to user tcpdump and may not write the file.
-        foreach (var a in new[] { "netns", "exec", net.Namespace, "tcpdump", "-i", net.PeerInterface, "-w", path,
-                     "-U", "--immediate-mode", "-s", SnapLength.ToString(System.Globalization.CultureInfo.InvariantCulture), "-B", "65536", "-n", "-Z", "root" })
-            psi.ArgumentList.Add(a);
-        var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start tcpdump");
-        var capture = new PacketCapture(p, path);
-        p.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is null) return;
-            lock (capture._stderr) capture._stderr.Append(e.Data).Append('\n');
-            if (e.Data.Contains("listening on", StringComparison.Ordinal)) capture._listening.TrySetResult();
-        };
-        p.OutputDataReceived += (_, _) => { };
-        p.BeginErrorReadLine();
-        p.BeginOutputReadLine();
+        // tcpdump otherwise drops to user tcpdump and may not write the file. It writes frames to the
+        // file, so every line of output is its stderr.
+        var p = Shell.Start("ip",
+            ["netns", "exec", net.Namespace, "tcpdump", "-i", net.PeerInterface, "-w", path,
+                "-U", "--immediate-mode", "-s", SnapLength.ToString(System.Globalization.CultureInfo.InvariantCulture), "-B", "65536", "-n", "-Z", "root"],
+            onLine: line =>
+            {
+                lock (stderr) stderr.Append(line).Append('\n');
+                if (line.Contains("listening on", StringComparison.Ordinal)) listening.TrySetResult();
+            });
+        var capture = new PacketCapture(p, path, stderr, listening);
         var ready = Task.WhenAny(capture._listening.Task, p.WaitForExitAsync()).WaitAsync(TimeSpan.FromSeconds(10));
         try
         {
@@ -85,7 +79,7 @@ public sealed partial class PacketCapture : IDisposable
     {
         if (_stopped) throw new InvalidOperationException("already stopped");
         _stopped = true;
-        Libc.kill(_process.Id, Libc.SIGINT);
+        Shell.Signal(_process, Libc.SIGINT);
         if (!_process.WaitForExit(TimeSpan.FromSeconds(15)))
         {
             _process.Kill();
@@ -110,7 +104,7 @@ public sealed partial class PacketCapture : IDisposable
     {
         if (!_process.HasExited)
         {
-            Libc.kill(_process.Id, Libc.SIGINT);
+            Shell.Signal(_process, Libc.SIGINT);
             if (!_process.WaitForExit(TimeSpan.FromSeconds(5))) _process.Kill();
         }
         _process.Dispose();

@@ -54,7 +54,8 @@ public sealed class PrometheusEndToEndTests(ITestOutputHelper output)
 
             // promtool on a live scrape of the real daemon: no lint finding at all.
             var exposition = daemon.ScrapeText();
-            var (code, lint) = RunWithInput(promtool, exposition, "check", "metrics");
+            var check = Shell.Exec(promtool, ["check", "metrics"], timeout: TimeSpan.FromSeconds(30), input: exposition);
+            var (code, lint) = (check.ExitCode, check.All);
             output.WriteLine($"promtool check metrics: exit {code}, {exposition.Split('\n').Length} lines checked, output '{lint.Trim()}'");
             Assert.True(code == 0 && lint.Trim().Length == 0, $"promtool check metrics (exit {code}):\n{lint}");
 
@@ -137,27 +138,6 @@ public sealed class PrometheusEndToEndTests(ITestOutputHelper output)
             foreach (var dir in new[] { Direction.Up, Direction.Down })
                 yield return ($"sia_traffic_host_*_total{{port=\"{cls.Port}\",proto=\"{cls.ProtocolLabel}\",direction=\"{dir.Label()}\"}}",
                     $"{truth.HostTotal(cls, dir).Bytes} B, {truth.HostTotal(cls, dir).Packets} packets");
-    }
-
-    /// <summary>Runs a tool with <paramref name="input"/> on stdin; exit code and stdout+stderr.</summary>
-    private static (int ExitCode, string Output) RunWithInput(string file, string input, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file)
-        {
-            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-        };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        p.StandardInput.Write(input);
-        p.StandardInput.Close();
-        if (!p.WaitForExit(30_000))
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{file} {string.Join(' ', args)} did not finish in 30 s");
-        }
-        return (p.ExitCode, stdout.Result + stderr.Result);
     }
 
     private static string Tail(string log, int n) => string.Join('\n', log.Split('\n').TakeLast(n));

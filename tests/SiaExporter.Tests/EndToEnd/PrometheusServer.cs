@@ -61,19 +61,9 @@ internal sealed class PrometheusServer : IDisposable
                   - targets: ['{target}']
             """);
         var log = new StringBuilder();
-        var psi = new ProcessStartInfo(binary)
-        {
-            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-            WorkingDirectory = tmp.FullName,
-        };
-        foreach (var a in new[] { $"--config.file={config}", $"--storage.tsdb.path={Path.Combine(tmp.FullName, "data")}",
-                     $"--web.listen-address=127.0.0.1:{port}", "--log.level=warn" })
-            psi.ArgumentList.Add(a);
-        var process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {binary}");
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.AppendLine(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.AppendLine(e.Data); };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        var process = Shell.Start(binary,
+            [$"--config.file={config}", $"--storage.tsdb.path={Path.Combine(tmp.FullName, "data")}", $"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+            onLine: line => { lock (log) log.AppendLine(line); }, workingDirectory: tmp.FullName);
         var server = new PrometheusServer(process, log, tmp, port, target);
         try
         {

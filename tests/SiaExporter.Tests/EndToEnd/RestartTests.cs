@@ -86,18 +86,18 @@ public sealed class RestartTests(ITestOutputHelper output)
 
     private static void AssertOnePerHook(HookCensus census, XdpMode xdpMode, CollectorObject collector)
     {
-        uint Id(int fd) => SiaExporter.Native.BpfInfo.OfProgram(fd).Id;
+        uint Id(SiaExporter.Native.BpfProgram program) => program.Id;
         if (xdpMode == XdpMode.Native)
         {
-            Assert.Equal([("driver", Id(collector.XdpIngressFd))], census.Xdp);
+            Assert.Equal([("driver", Id(collector.XdpIngress))], census.Xdp);
             Assert.Empty(census.TcxIngress);
         }
         else
         {
             Assert.Empty(census.Xdp);
-            Assert.Equal([Id(collector.TcIngressFd)], census.TcxIngress);
+            Assert.Equal([Id(collector.TcIngress)], census.TcxIngress);
         }
-        Assert.Equal([Id(collector.TcEgressFd)], census.TcxEgress);
+        Assert.Equal([Id(collector.TcEgress)], census.TcxEgress);
         Assert.Empty(census.NetlinkTc);
     }
 }

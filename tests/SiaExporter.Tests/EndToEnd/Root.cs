@@ -4,9 +4,9 @@ namespace SiaExporter.Tests.EndToEnd;
 /// (skipped when not root, failing under CI=true).</summary>
 public static class Root
 {
-    public static bool IsRoot => Environment.UserName == "root" || Libc.geteuid() == 0;
+    public static bool IsRoot => KernelTestEnvironment.IsRoot;
 
-    public static bool IsCi => string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
+    public static bool IsCi => KernelTestEnvironment.IsCi;
 
     public static void Require()
     {

@@ -100,14 +100,55 @@ public sealed class TruthSelfCheckTests(ITestOutputHelper output)
     public void Leftovers_of_a_crashed_run_are_removed()
     {
         Root.Require();
-        var stem = "e2e" + Random.Shared.Next(0x1000, 0xffff).ToString("x4");
-        Shell.Run("ip", "netns", "add", stem);
-        Shell.Run("ip", "link", "add", stem + "h", "type", "veth", "peer", "name", stem + "n", "netns", stem);
-        // No owner file: as if the process that made them had been killed.
+        // Named for a process that has exited: as if the test run that made them had been killed.
+        var stem = OwnedNames.StemFor(ExitedProcessId());
+        MakeLeftovers(stem);
         var removed = TestNetwork.RemoveLeftovers();
         Assert.Contains(stem, removed);
         Assert.DoesNotContain(stem, TestNetwork.ListNamespaces());
         Assert.False(Directory.Exists($"/sys/class/net/{stem}h"));
+        Assert.False(Directory.Exists(OwnedNames.PinDirectoryOf(stem)));
+    }
+
+    [KernelFact]
+    public void Leftover_cleanup_leaves_alone_what_a_live_concurrent_run_owns()
+    {
+        Root.Require();
+        using var otherRun = Shell.Start("sleep", ["60"]);
+        var stem = OwnedNames.StemFor(otherRun.Id);
+        try
+        {
+            MakeLeftovers(stem);
+            Assert.DoesNotContain(stem, TestNetwork.RemoveLeftovers());
+            Assert.Contains(stem, TestNetwork.ListNamespaces());
+            Assert.True(Directory.Exists($"/sys/class/net/{stem}h"));
+            Assert.True(Directory.Exists(OwnedNames.PinDirectoryOf(stem)));
+
+            Shell.Stop(otherRun);
+            Assert.Contains(stem, TestNetwork.RemoveLeftovers());
+            Assert.DoesNotContain(stem, TestNetwork.ListNamespaces());
+        }
+        finally
+        {
+            TestNetwork.Remove(stem);
+        }
+    }
+
+    /// <summary>A namespace, a veth pair into it and a pin directory, named for <paramref name="stem"/>'s owner.</summary>
+    private static void MakeLeftovers(string stem)
+    {
+        Shell.Run("ip", "netns", "add", stem);
+        Shell.Run("ip", "link", "add", stem + "h", "type", "veth", "peer", "name", stem + "n", "netns", stem);
+        Directory.CreateDirectory(OwnedNames.PinDirectoryOf(stem));
+    }
+
+    private static int ExitedProcessId()
+    {
+        using var process = Shell.Start("true", []);
+        process.WaitForExit();
+        var pid = process.Id;
+        Assert.False(Directory.Exists($"/proc/{pid}"), $"pid {pid} was reused at once");
+        return pid;
     }
 
     [KernelFact]

@@ -71,7 +71,7 @@ public sealed class FloodTests(ITestOutputHelper output)
         for (var i = 0; i < plan.Steps.Count; i++)
         {
             var step = plan.Steps[i];
-            var result = BpfTestRun.Run(collector.XdpIngressFd, frames.Frame(step.Source, step.Length), step.Repeat);
+            var result = BpfTestRun.Run(collector.XdpIngress, frames.Frame(step.Source, step.Length), step.Repeat);
             if (result.ReturnValue != XdpPass)
                 Assert.Fail($"xdp_ingress returned {result.ReturnValue} for {step.Source} ({step.Length} B): a flood must never drop");
             var frame = new Traffic((ulong)step.Length * (ulong)step.Repeat, (ulong)step.Repeat);
@@ -84,8 +84,8 @@ public sealed class FloodTests(ITestOutputHelper output)
                 var client = RealClient(real.Count);
                 var hello = frames.Frame(client, 300).ToArray();
                 var ack = HostAck(client);
-                BpfTestRun.Run(collector.XdpIngressFd, hello);
-                BpfTestRun.Run(collector.TcEgressFd, ack);
+                BpfTestRun.Run(collector.XdpIngress, hello);
+                BpfTestRun.Run(collector.TcEgress, ack);
                 real[client] = (new Traffic((ulong)hello.Length, 1), new Traffic((ulong)ack.Length, 1));
                 total += new Traffic((ulong)(hello.Length + ack.Length), 2);
             }
@@ -174,12 +174,12 @@ public sealed class FloodTests(ITestOutputHelper output)
         var a = ClientAddress.Parse("198.51.100.1");
         var b = ClientAddress.Parse("2001:db8::b");
         var c = ClientAddress.Parse("198.51.100.3");
-        BpfTestRun.Run(collector.TcEgressFd, HostAck(a));                       // a confirmed
-        BpfTestRun.Run(collector.TcEgressFd, HostAck(c));                       // c confirmed: the map is full
-        BpfTestRun.Run(collector.TcEgressFd, HostAck(b), repeat: 3);            // b confirmed, no room: overflow
+        BpfTestRun.Run(collector.TcEgress, HostAck(a));                       // a confirmed
+        BpfTestRun.Run(collector.TcEgress, HostAck(c));                       // c confirmed: the map is full
+        BpfTestRun.Run(collector.TcEgress, HostAck(b), repeat: 3);            // b confirmed, no room: overflow
         var frames = new FloodFrames();
-        BpfTestRun.Run(collector.XdpIngressFd, frames.Frame(a, 400));           // in the map: counted on a
-        BpfTestRun.Run(collector.XdpIngressFd, frames.Frame(b, 500));           // no entry: unconfirmed
+        BpfTestRun.Run(collector.XdpIngress, frames.Frame(a, 400));           // in the map: counted on a
+        BpfTestRun.Run(collector.XdpIngress, frames.Frame(b, 500));           // no entry: unconfirmed
 
         using var reader = new CounterReader(collector);
         var snapshot = reader.Read();

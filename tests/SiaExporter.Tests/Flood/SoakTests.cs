@@ -54,15 +54,15 @@ public sealed class SoakTests(ITestOutputHelper output)
         try
         {
             var pcap = Path.Combine(work.FullName, "truth.pcap");
-            var captureLog = new StringWriterLog();
+            var captureLog = new OutputLog();
             // as EndToEnd.PacketCapture: --immediate-mode (else frames in the ring at SIGINT are never
             // written), snap 2048 (immediate mode's ring slots are snap-sized), everything on the pair
-            capture = Background.Start("ip", ["netns", "exec", SoakNetwork.Namespace, "tcpdump", "-i", SoakNetwork.Peer, "-n", "-U",
-                "--immediate-mode", "-s", "2048", "-B", "65536", "-Z", "root", "-w", pcap], null, captureLog);
+            capture = Shell.Start("ip", ["netns", "exec", network.Network.Namespace, "tcpdump", "-i", network.Network.PeerInterface, "-n", "-U",
+                "--immediate-mode", "-s", "2048", "-B", "65536", "-Z", "root", "-w", pcap], null, captureLog.Add);
             SoakNetwork.WaitFor(() => captureLog.Contains("listening on"), TimeSpan.FromSeconds(10), "tcpdump did not start: " + captureLog);
 
-            daemon = Daemon.Start(daemonPath, work.FullName, output);
-            using (var traffic = new TrafficLoop(random.Next()))
+            daemon = Daemon.Start(daemonPath, work.FullName, network.Network, output);
+            using (var traffic = new TrafficLoop(random.Next(), network.PeerAddress))
             {
                 var sigtermAt = Kills / 2;
                 for (var kill = 0; kill <= Kills; kill++)
@@ -74,7 +74,7 @@ public sealed class SoakTests(ITestOutputHelper output)
                         Thread.Sleep(500); // the last FINs and ACKs
                         daemon.Terminate();
                         output.WriteLine($"{clock.Elapsed.TotalSeconds,6:F1} s  SIGTERM (exit {daemon.ExitCode}), traffic paused");
-                        daemon = Daemon.Start(daemonPath, work.FullName, output);
+                        daemon = Daemon.Start(daemonPath, work.FullName, network.Network, output);
                         traffic.Resume();
                     }
                     if (kill == Kills) break;
@@ -82,7 +82,7 @@ public sealed class SoakTests(ITestOutputHelper output)
                     daemon.Kill();
                     output.WriteLine($"{clock.Elapsed.TotalSeconds,6:F1} s  SIGKILL #{kill + 1}");
                     Thread.Sleep(TimeSpan.FromMilliseconds(random.Next(0, 2000)));
-                    daemon = Daemon.Start(daemonPath, work.FullName, output);
+                    daemon = Daemon.Start(daemonPath, work.FullName, network.Network, output);
                 }
                 Thread.Sleep(TimeSpan.FromMilliseconds(random.Next(1000, 3000)));
                 traffic.Pause();
@@ -105,7 +105,7 @@ public sealed class SoakTests(ITestOutputHelper output)
                 if (!settled) Thread.Sleep(900);
                 return settled;
             }, TimeSpan.FromSeconds(30), "the capture file kept growing for 30 s after the traffic stopped");
-            Background.Signal(capture, "INT");
+            Shell.Signal(capture, Libc.SIGINT);
             capture.WaitForExit(10_000);
             Assert.True(capture.HasExited, "tcpdump did not stop");
             var dropped = captureLog.Lines.FirstOrDefault(l => l.Contains("dropped by kernel", StringComparison.Ordinal));
@@ -114,7 +114,7 @@ public sealed class SoakTests(ITestOutputHelper output)
             var captured = Count(captureLog, "packets captured");
             Assert.True(captured == Count(captureLog, "packets received by filter"), "tcpdump did not write every frame it received: " + captureLog);
 
-            var truth = CaptureTruth.FromPcap(pcap, network.HostMac, network.PeerMac, Classes, mtu: 1500);
+            var truth = CaptureTruth.FromPcap(pcap, network.Network.HostMac, network.Network.PeerMac, Classes, mtu: 1500);
             var history = HistoryOf(Path.Combine(work.FullName, "traffic.db"));
             output.WriteLine($"capture: {truth.CapturedFrames:N0} skbs, {truth.SuperPackets:N0} GSO super-packets = {truth.SuperPacketSegments:N0} wire frames");
             foreach (var cls in Classes.Classes)
@@ -138,13 +138,13 @@ public sealed class SoakTests(ITestOutputHelper output)
         finally
         {
             daemon?.Dispose();
-            if (capture is not null) Background.Stop(capture);
+            if (capture is not null) Shell.Stop(capture);
             if (Environment.GetEnvironmentVariable("SOAK_KEEP") == "1") output.WriteLine("kept " + work.FullName);
             else work.Delete(recursive: true);
         }
     }
 
-    private static long Count(StringWriterLog log, string what) =>
+    private static long Count(OutputLog log, string what) =>
         long.Parse(log.Lines.First(l => l.EndsWith(what, StringComparison.Ordinal)).Split(' ')[0], CultureInfo.InvariantCulture);
 
     private sealed record History(
@@ -203,34 +203,34 @@ public sealed class SoakTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>build/collector run on fld-sh with its history, state and pins in the soak's folders.</summary>
+    /// <summary>build/collector run on the soak network's host end with its history, state and pins in the soak's folders.</summary>
     private sealed class Daemon : IDisposable
     {
         private readonly Process _process;
 
-        private Daemon(Process process, StringWriterLog log)
+        private Daemon(Process process, OutputLog log)
         {
             _process = process;
             Log = log;
         }
 
-        public StringWriterLog Log { get; }
+        public OutputLog Log { get; }
 
         public int ExitCode => _process.ExitCode;
 
-        public static Daemon Start(string path, string directory, ITestOutputHelper output)
+        public static Daemon Start(string path, string directory, TestNetwork network, ITestOutputHelper output)
         {
-            var log = new StringWriterLog();
-            var process = Background.Start(path, ["run"], new Dictionary<string, string>
+            var log = new OutputLog();
+            var process = Shell.Start(path, ["run"], new Dictionary<string, string>
             {
-                ["INTERFACE"] = SoakNetwork.Host,
+                ["INTERFACE"] = network.HostInterface,
                 ["LISTEN_ADDRESS"] = $"127.0.0.1:{MetricsPort}",
                 ["SQLITE_PATH"] = Path.Combine(directory, "traffic.db"),
                 ["STATE_DIRECTORY"] = directory,
-                ["PIN_DIRECTORY"] = SoakNetwork.PinDirectory,
+                ["PIN_DIRECTORY"] = network.PinDirectory,
                 ["FLUSH_INTERVAL"] = "5s",
                 ["BPF_OBJECT"] = TestObject.Path,
-            }, log);
+            }, log.Add);
             var daemon = new Daemon(process, log);
             try
             {
@@ -238,7 +238,7 @@ public sealed class SoakTests(ITestOutputHelper output)
                 {
                     if (process.HasExited) throw new IOException($"the daemon exited ({process.ExitCode}) during start-up:\n{log}");
                     return Http.GetStringAsync($"http://127.0.0.1:{MetricsPort}/metrics").GetAwaiter().GetResult()
-                        .Contains("sia_exporter_bpf_attached{interface=\"fld-sh\",hook=\"tc\"} 1", StringComparison.Ordinal);
+                        .Contains($"sia_exporter_bpf_attached{{interface=\"{network.HostInterface}\",hook=\"tc_egress\"}} 1", StringComparison.Ordinal);
                 }, TimeSpan.FromSeconds(20), "the daemon served no /metrics with its hooks attached within 20 s:\n" + log);
             }
             catch
@@ -257,13 +257,13 @@ public sealed class SoakTests(ITestOutputHelper output)
 
         public void Terminate()
         {
-            Background.Signal(_process, "TERM");
+            Shell.Signal(_process, Libc.SIGTERM);
             if (!_process.WaitForExit(15_000))
                 throw new TimeoutException("the daemon did not stop within 15 s of SIGTERM:\n" + Log);
             _process.WaitForExit();
         }
 
-        public void Dispose() => Background.Stop(_process);
+        public void Dispose() => Shell.Stop(_process);
     }
 
     /// <summary>iperf3 sessions one after another from the host to the netns: TCP up, TCP down
@@ -272,14 +272,16 @@ public sealed class SoakTests(ITestOutputHelper output)
     private sealed class TrafficLoop : IDisposable
     {
         private readonly Random _random;
+        private readonly string _peerAddress;
         private readonly Thread _thread;
         private readonly ManualResetEventSlim _running = new(true);
         private readonly ManualResetEventSlim _idle = new(false);
         private volatile bool _stop;
         private Exception? _failure;
 
-        public TrafficLoop(int seed)
+        public TrafficLoop(int seed, string peerAddress)
         {
+            _peerAddress = peerAddress;
             _random = new Random(seed);
             _thread = new Thread(Loop) { IsBackground = true, Name = "soak traffic" };
             _thread.Start();
@@ -313,7 +315,7 @@ public sealed class SoakTests(ITestOutputHelper output)
                     {
                         try
                         {
-                            Shell.Run("iperf3", ["-c", SoakNetwork.PeerAddress, "-t", seconds, .. kind]);
+                            Shell.Run("iperf3", ["-c", _peerAddress, "-t", seconds, .. kind]);
                             break;
                         }
                         catch (InvalidOperationException e) when (attempt < 20 && e.Message.Contains("unable to", StringComparison.Ordinal))

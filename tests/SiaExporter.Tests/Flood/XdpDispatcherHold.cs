@@ -5,8 +5,9 @@ using SiaExporter.Tests.Bpf;
 namespace SiaExporter.Tests.Flood;
 
 /// <summary>
-/// Keeps xdp_ingress attached in native mode to an idle veth pair (fld-xdp0/fld-xdp1: down, no
-/// addresses, no traffic) for the length of a flood.
+/// Keeps xdp_ingress attached in native mode to an idle veth pair (STEMh/STEMn of an
+/// <see cref="OwnedNames"/> stem, in this namespace: down, no addresses, no traffic) for the length
+/// of a flood. A crashed run's pair is removed by <see cref="TestNetwork.RemoveLeftovers"/>.
 ///
 /// Why: every XDP BPF_PROG_TEST_RUN calls bpf_prog_change_xdp(NULL, prog) and back, which
 /// rewrites the kernel's XDP dispatcher trampoline and waits for RCU — measured here at ~500 µs
@@ -16,30 +17,31 @@ namespace SiaExporter.Tests.Flood;
 /// </summary>
 internal sealed class XdpDispatcherHold : IDisposable
 {
-    public const string Host = "fld-xdp0";
-    public const string Peer = "fld-xdp1";
-
+    private readonly string _stem;
     private readonly HookAttachments _hooks;
 
-    private XdpDispatcherHold(HookAttachments hooks) => _hooks = hooks;
+    private XdpDispatcherHold(string stem, HookAttachments hooks)
+    {
+        _stem = stem;
+        _hooks = hooks;
+    }
 
     public static XdpDispatcherHold Attach(CollectorObject collector)
     {
-        RemoveLeftovers();
+        TestNetwork.RemoveLeftovers();
+        var stem = OwnedNames.NewStem();
         try
         {
-            Shell.Run("ip", "link", "add", Host, "type", "veth", "peer", "name", Peer);
-            var hooks = HookAttachments.Attach(collector, [Host], XdpMode.Native, TcAttachMode.Auto, new ListLogger());
-            return new XdpDispatcherHold(hooks);
+            Shell.Run("ip", "link", "add", stem + "h", "type", "veth", "peer", "name", stem + "n");
+            var hooks = HookAttachments.Attach(collector, [stem + "h"], XdpMode.Native, TcAttachMode.Auto, new ListLogger());
+            return new XdpDispatcherHold(stem, hooks);
         }
         catch
         {
-            RemoveLeftovers();
+            TestNetwork.Remove(stem);
             throw;
         }
     }
-
-    public static void RemoveLeftovers() => Shell.TryRun("ip", "link", "del", Host);
 
     public void Dispose()
     {
@@ -49,7 +51,7 @@ internal sealed class XdpDispatcherHold : IDisposable
         }
         finally
         {
-            RemoveLeftovers();
+            TestNetwork.Remove(_stem);
         }
     }
 }

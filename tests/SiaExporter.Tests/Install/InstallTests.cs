@@ -2,13 +2,14 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.RegularExpressions;
 using Xunit;
+using SiaExporter.Tests.Ops;
 using Xunit.Abstractions;
 
 namespace SiaExporter.Tests.Install;
 
 /// <summary>
 /// collector.service under systemd-analyze, and `make install` / `make uninstall` into a DESTDIR
-/// with the installed binary counting real traffic between two ins-* network namespaces.
+/// with the installed binary counting real traffic between the two namespaces of a TestNetwork with an isolated host end.
 /// `make install` rebuilds build/collector only when it is older than its sources (`make test`
 /// builds it first, so here it is a copy).
 /// </summary>
@@ -34,7 +35,7 @@ public sealed class InstallTests(ITestOutputHelper output)
         var dir = Directory.CreateTempSubdirectory("ins-unit-");
         try
         {
-            var r = InstallTools.Run("systemd-analyze", ["verify", UnitCopy(dir.FullName)]);
+            var r = Shell.Exec("systemd-analyze", ["verify", UnitCopy(dir.FullName)], timeout: TimeSpan.FromMinutes(5));
             output.WriteLine(r.All);
             Assert.Equal(0, r.ExitCode);
             Assert.Equal("", r.All.Trim());
@@ -52,15 +53,15 @@ public sealed class InstallTests(ITestOutputHelper output)
         var dir = Directory.CreateTempSubdirectory("ins-unit-");
         try
         {
-            var r = InstallTools.Run("systemd-analyze", ["security", "--offline=yes", "--no-pager", UnitCopy(dir.FullName)]);
+            var r = Shell.Exec("systemd-analyze", ["security", "--offline=yes", "--no-pager", UnitCopy(dir.FullName)], timeout: TimeSpan.FromMinutes(5));
             output.WriteLine(r.All);
-            var m = Regex.Match(r.Output, @"Overall exposure level for collector\.service: (\d+\.\d)");
+            var m = Regex.Match(r.Stdout, @"Overall exposure level for collector\.service: (\d+\.\d)");
             Assert.True(m.Success, r.All);
             var exposure = double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
             Assert.True(exposure <= 2.3, $"exposure {exposure} rose above 2.3");
             foreach (var item in new[] { "CapabilityBoundingSet=~CAP_SYS_ADMIN", "NoNewPrivileges=", "ProtectSystem=", "ProtectKernelTunables=",
                          "SystemCallArchitectures=", "SystemCallFilter=~@mount", "SystemCallFilter=~@debug", "PrivateTmp=", "ProtectHome=" })
-                Assert.Matches(new Regex(@"^✓ " + Regex.Escape(item), RegexOptions.Multiline), r.Output);
+                Assert.Matches(new Regex(@"^✓ " + Regex.Escape(item), RegexOptions.Multiline), r.Stdout);
         }
         finally
         {
@@ -85,29 +86,29 @@ public sealed class InstallTests(ITestOutputHelper output)
     public void Install_runs_counts_and_uninstall_leaves_nothing_behind()
     {
         var dest = Directory.CreateTempSubdirectory("ins-dest-").FullName;
-        var pins = "/sys/fs/bpf/ins-" + Guid.NewGuid().ToString("N")[..8];
-        using var net = new InsNamespaces();
+        using var net = TestNetwork.Create(isolatedHost: true);
+        var pins = net.PinDirectory;
         Process? daemon = null;
         try
         {
             var install = Make("install", dest);
-            Assert.Contains($"created {dest}/etc/collector.env", install.Output);
+            Assert.Contains($"created {dest}/etc/collector.env", install.Stdout);
             var binary = Path.Combine(dest, "usr/local/bin/collector");
             var bpfObject = Path.Combine(dest, "var/lib/collector/bpf/collector.bpf.o");
             var config = Path.Combine(dest, "etc/collector.env");
             Assert.True(File.Exists(bpfObject));
-            Assert.Equal(File.ReadAllText(Path.Combine(InstallTools.RepoRoot, "collector.env.example")), File.ReadAllText(config));
+            Assert.Equal(File.ReadAllText(Path.Combine(OpsTools.RepoRoot, "collector.env.example")), File.ReadAllText(config));
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(config));
             Assert.Contains("ExecStart=/usr/local/bin/collector run", File.ReadAllText(Path.Combine(dest, "etc/systemd/system/collector.service")));
 
             // A second install never overwrites the operator's settings.
             File.AppendAllText(config, "LOG_TOP=7\n");
             var edited = File.ReadAllText(config);
-            Assert.Contains("kept the existing", Make("install", dest).Output);
+            Assert.Contains("kept the existing", Make("install", dest).Stdout);
             Assert.Equal(edited, File.ReadAllText(config));
 
             // The installed binary alone (no .NET runtime needed: self-contained), with only the
-            // unit's capabilities, counting on the veth in the ins namespace.
+            // unit's capabilities, counting on the host end in its namespace.
             const int port = 19981;
             daemon = StartDaemon(net, binary, config, new Dictionary<string, string>
             {
@@ -116,10 +117,10 @@ public sealed class InstallTests(ITestOutputHelper output)
                 ["STATE_DIRECTORY"] = Path.Combine(dest, "var/lib/collector"),
                 ["PIN_DIRECTORY"] = pins,
                 ["LISTEN_ADDRESS"] = $"127.0.0.1:{port}",
-                ["INTERFACE"] = net.HostLink,
+                ["INTERFACE"] = net.HostInterface,
             });
-            var metrics = WaitForMetrics(net, daemon, port, m => m.Contains($"sia_exporter_bpf_attached{{interface=\"{net.HostLink}\",hook=\"tc\"}} 1"));
-            Assert.Contains($"sia_exporter_bpf_attached{{interface=\"{net.HostLink}\",hook=\"tc_ingress\"}} 1", metrics); // XDP_MODE=auto on a veth: the skb path
+            var metrics = WaitForMetrics(net, daemon, port, m => m.Contains($"sia_exporter_bpf_attached{{interface=\"{net.HostInterface}\",hook=\"tc_egress\"}} 1"));
+            Assert.Contains($"sia_exporter_bpf_attached{{interface=\"{net.HostInterface}\",hook=\"tc_ingress\"}} 1", metrics); // XDP_MODE=auto on a veth: the skb path
 
             const string payload = "insinstall"; // echo adds \n: 14 + 20 + 8 + 11 = 53 B (a veth does not pad to 60)
             net.SendUdpToHost(9984, 5, payload);
@@ -133,14 +134,14 @@ public sealed class InstallTests(ITestOutputHelper output)
             Assert.Equal(2, net.TcxProgramIds().Length); // tc_ingress + tc_egress (a veth is counted on the skb path)
 
             var uninstall = Make("uninstall", dest, pins, net);
-            Assert.Contains("detached 2 hook(s)", uninstall.Output);
-            Assert.Contains($"removed {dest}/etc/collector.env", uninstall.Output);
+            Assert.Contains("detached 2 hook(s)", uninstall.Stdout);
+            Assert.Contains($"removed {dest}/etc/collector.env", uninstall.Stdout);
 
             Assert.Empty(Directory.GetFiles(dest, "*", SearchOption.AllDirectories));
             Assert.False(Directory.Exists(pins), pins + " is still there");
             Assert.DoesNotContain("xdp", IpLink(net));
             Assert.Empty(net.TcxProgramIds());
-            Assert.Equal("", InstallTools.MustRun("nsenter", InsNamespaces.InNamespace(net.HostNamespace, "tc", "filter", "show", "dev", net.HostLink, "egress")).Trim());
+            Assert.Equal("", Shell.Run("nsenter", net.OnHost("tc", "filter", "show", "dev", net.HostInterface, "egress")).Trim());
         }
         finally
         {
@@ -155,8 +156,8 @@ public sealed class InstallTests(ITestOutputHelper output)
     public void An_env_file_that_existed_before_install_is_neither_overwritten_nor_uninstalled()
     {
         var dest = Directory.CreateTempSubdirectory("ins-dest-").FullName;
-        var pins = "/sys/fs/bpf/ins-" + Guid.NewGuid().ToString("N")[..8];
-        using var net = new InsNamespaces();
+        using var net = TestNetwork.Create(isolatedHost: true);
+        var pins = net.PinDirectory;
         try
         {
             var config = Path.Combine(dest, "etc/collector.env");
@@ -164,12 +165,12 @@ public sealed class InstallTests(ITestOutputHelper output)
             const string mine = "# the operator's own\nINTERFACE=eth7\nLISTEN_ADDRESS=:9999\n";
             File.WriteAllText(config, mine);
 
-            Assert.Contains("kept the existing", Make("install", dest).Output);
+            Assert.Contains("kept the existing", Make("install", dest).Stdout);
             Assert.Equal(mine, File.ReadAllText(config));
             Assert.True(File.Exists(Path.Combine(dest, "usr/local/bin/collector")));
 
             var uninstall = Make("uninstall", dest, pins, net);
-            Assert.Contains("it existed before make install", uninstall.Output);
+            Assert.Contains("it existed before make install", uninstall.Stdout);
             Assert.Equal(mine, File.ReadAllText(config));
             Assert.Equal([config], Directory.GetFiles(dest, "*", SearchOption.AllDirectories));
         }
@@ -187,7 +188,7 @@ public sealed class InstallTests(ITestOutputHelper output)
         {
             Make("install", dest);
             var uninstall = Make("uninstall", dest);
-            Assert.Contains("left the kernel's pins alone", uninstall.Output);
+            Assert.Contains("left the kernel's pins alone", uninstall.Stdout);
             Assert.Empty(Directory.GetFiles(dest, "*", SearchOption.AllDirectories));
         }
         finally
@@ -196,48 +197,40 @@ public sealed class InstallTests(ITestOutputHelper output)
         }
     }
 
-    private ProcessResult Make(string target, string dest, string? pins = null, InsNamespaces? net = null)
+    private Shell.Result Make(string target, string dest, string? pins = null, TestNetwork? net = null)
     {
-        List<string> args = ["-C", InstallTools.RepoRoot, "--no-print-directory", target, "DESTDIR=" + dest];
+        List<string> args = ["-C", OpsTools.RepoRoot, "--no-print-directory", target, "DESTDIR=" + dest];
         if (pins is not null) args.Add("PINDIR=" + pins);
         // uninstall runs where the daemon ran (its interface is only visible there).
         var r = net is null
-            ? InstallTools.Run("make", args, new Dictionary<string, string> { ["INTERFACE"] = "lo" })
-            : InstallTools.Run("nsenter", InsNamespaces.InNamespace(net.HostNamespace, ["make", .. args]),
-                new Dictionary<string, string> { ["INTERFACE"] = net.HostLink });
+            ? Shell.Exec("make", args, new Dictionary<string, string> { ["INTERFACE"] = "lo" }, timeout: TimeSpan.FromMinutes(5))
+            : Shell.Exec("nsenter", net.OnHost(["make", .. args]),
+                new Dictionary<string, string> { ["INTERFACE"] = net.HostInterface }, timeout: TimeSpan.FromMinutes(5));
         output.WriteLine($"$ make {target}\n{r.All}");
         Assert.True(r.ExitCode == 0, $"make {target} exited {r.ExitCode}: {r.All}");
         return r;
     }
 
-    private Process StartDaemon(InsNamespaces net, string binary, string config, Dictionary<string, string> environment)
+    private Process StartDaemon(TestNetwork net, string binary, string config, Dictionary<string, string> environment)
     {
         // nsenter and setpriv exec, so the process is the daemon itself (SIGKILL reaches it).
         var caps = string.Join(',', UnitCapabilities.Select(c => "+" + c["CAP_".Length..].ToLowerInvariant()));
-        var start = new ProcessStartInfo("nsenter") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in InsNamespaces.InNamespace(net.HostNamespace,
-                     "setpriv", "--bounding-set=-all," + caps, "--inh-caps=-all", binary, "--config", config, "run"))
-            start.ArgumentList.Add(a);
-        foreach (var (k, v) in environment) start.Environment[k] = v;
-        var process = Process.Start(start)!;
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) output.WriteLine("daemon: " + e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) output.WriteLine("daemon! " + e.Data); };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
+        return Shell.Start("nsenter",
+            net.OnHost("setpriv", "--bounding-set=-all," + caps, "--inh-caps=-all", binary, "--config", config, "run"),
+            environment, line => output.WriteLine("daemon: " + line));
     }
 
-    private static string WaitForMetrics(InsNamespaces net, Process daemon, int port, Func<string, bool> done)
+    private static string WaitForMetrics(TestNetwork net, Process daemon, int port, Func<string, bool> done)
     {
         var last = "";
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(45);
         while (DateTime.UtcNow < deadline)
         {
             Assert.False(daemon.HasExited, $"the daemon exited ({(daemon.HasExited ? daemon.ExitCode : 0)}); see its output above");
-            var r = InstallTools.Run("nsenter", InsNamespaces.InNamespace(net.HostNamespace, "curl", "-sf", "--max-time", "5", $"http://127.0.0.1:{port}/metrics"));
+            var r = Shell.Exec("nsenter", net.OnHost("curl", "-sf", "--max-time", "5", $"http://127.0.0.1:{port}/metrics"));
             if (r.ExitCode == 0)
             {
-                last = r.Output;
+                last = r.Stdout;
                 if (done(last)) return last;
             }
             Thread.Sleep(250);
@@ -251,5 +244,5 @@ public sealed class InstallTests(ITestOutputHelper output)
         return m.Success ? long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : -1;
     }
 
-    private static string IpLink(InsNamespaces net) => InstallTools.MustRun("ip", "-n", net.HostNamespace, "link", "show", "dev", net.HostLink);
+    private static string IpLink(TestNetwork net) => Shell.Run("ip", "-n", net.HostNamespace!, "link", "show", "dev", net.HostInterface);
 }

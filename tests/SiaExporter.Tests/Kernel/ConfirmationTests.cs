@@ -242,7 +242,7 @@ public sealed class ConfirmationTests
                 ? ClientAddress.Parse($"10.{rng.Next(256)}.{rng.Next(256)}.{rng.Next(1, 255)}")
                 : ClientAddress.Parse($"fd00:{rng.Next(65536):x}::{rng.Next(1, 65536):x}");
             var length = FloodFrames.MinIpv6Frame + rng.Next(200);
-            BpfTestRun.Run(k.Collector.XdpIngressFd, frames.Frame(source, length));
+            BpfTestRun.Run(k.Collector.XdpIngress, frames.Frame(source, length));
             floodBytes += (ulong)length;
             floodPackets++;
         }

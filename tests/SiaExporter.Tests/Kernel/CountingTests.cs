@@ -339,7 +339,7 @@ public sealed class CountingTests
         {
             if (length < refusedBelow)
             {
-                Assert.Throws<BpfException>(() => BpfTestRun.Run(k.FdOf(hook), built.Bytes[..length]));
+                Assert.Throws<BpfException>(() => BpfTestRun.Run(k.ProgramOf(hook), built.Bytes[..length]));
                 continue;
             }
             k.Run(hook, built.Bytes[..length]);
@@ -368,7 +368,7 @@ public sealed class CountingTests
     {
         using var k = new KernelCounting();
         var frame = ServiceFrame(hook, false, false, 9984).Bytes();
-        Assert.Throws<BpfException>(() => BpfTestRun.Run(k.FdOf(hook), frame[..13]));
+        Assert.Throws<BpfException>(() => BpfTestRun.Run(k.ProgramOf(hook), frame[..13]));
         k.AssertExact();
     }
 
@@ -516,11 +516,7 @@ public sealed class CountingTests
         k.Run(Hook.TcEgress, shortHeader); // the kernel creates the entry
 
         var key = new byte[16];
-        unsafe
-        {
-            fixed (byte* next = key)
-                BpfErrors.Check(LibBpf.MapGetNextKey(k.Collector.ClientsMapFd, null, next), "get_next_key");
-        }
+        BpfErrors.Check(k.Collector.ClientsMap.GetNextKey([], key), "get_next_key");
         Assert.Equal(new byte[] { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 51, 100, 7 }, key);
         var snapshot = k.Read();
         var client = Assert.Single(snapshot.Clients);

@@ -1,6 +1,7 @@
 using System.Text;
 using SiaExporter.Bpf;
 using SiaExporter.Counters;
+using SiaExporter.Native;
 using SiaExporter.Tests.Bpf;
 using Xunit;
 
@@ -56,18 +57,18 @@ internal sealed class KernelCounting : IDisposable
 
     public static Direction DirectionOf(Hook hook) => hook == Hook.TcEgress ? Direction.Up : Direction.Down;
 
-    public int FdOf(Hook hook) => hook switch
+    public BpfProgram ProgramOf(Hook hook) => hook switch
     {
-        Hook.Xdp => Collector.XdpIngressFd,
-        Hook.TcEgress => Collector.TcEgressFd,
-        _ => Collector.TcIngressFd,
+        Hook.Xdp => Collector.XdpIngress,
+        Hook.TcEgress => Collector.TcEgress,
+        _ => Collector.TcIngress,
     };
 
     /// <summary>Runs <paramref name="frame"/> through <paramref name="hook"/> and checks the verdict
     /// (the program never drops: XDP_PASS, TC_ACT_UNSPEC).</summary>
     public void Run(Hook hook, byte[] frame, int repeat = 1, SkBuffFields? skb = null)
     {
-        var result = BpfTestRun.Run(FdOf(hook), frame, repeat, hook == Hook.Xdp ? null : skb);
+        var result = BpfTestRun.Run(ProgramOf(hook), frame, repeat, hook == Hook.Xdp ? null : skb);
         Assert.Equal(hook == Hook.Xdp ? XdpPass : TcUnspec, result.ReturnValue);
     }
 

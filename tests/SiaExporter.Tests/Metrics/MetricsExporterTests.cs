@@ -55,7 +55,7 @@ public sealed class MetricsExporterTests
             Version = "1.2.3",
             MapCapacity = 16384,
             BpfPrograms = () => [new("count_ingress", 2_000_000_000, 1000), new("count_egress", 500, 10)],
-            Attachments = () => [new("eth0", "xdp", true), new("eth0", "tc", false)],
+            Attachments = () => [new("eth0", "xdp", true), new("eth0", "tc_egress", false)],
         });
         var e = await Scrape(exporter);
         foreach (var name in new[]
@@ -78,13 +78,43 @@ public sealed class MetricsExporterTests
         Assert.Equal(2.0, e.Value("sia_exporter_bpf_run_time_seconds_total", ("program", "count_ingress")));
         Assert.Equal(10, e.Value("sia_exporter_bpf_runs_total", ("program", "count_egress")));
         Assert.Equal(1, e.Value("sia_exporter_bpf_attached", ("interface", "eth0"), ("hook", "xdp")));
-        Assert.Equal(0, e.Value("sia_exporter_bpf_attached", ("interface", "eth0"), ("hook", "tc")));
+        Assert.Equal(0, e.Value("sia_exporter_bpf_attached", ("interface", "eth0"), ("hook", "tc_egress")));
         Assert.Equal(1000, e.Value("sia_traffic_host_bytes_total", ("port", "9981"), ("proto", "tcp"), ("direction", "down")));
         Assert.Equal(60, e.Value("sia_traffic_host_bytes_total", ("port", "9984"), ("proto", "tcp"), ("direction", "down")) +
                          e.Value("sia_traffic_host_bytes_total", ("port", "9981"), ("proto", "tcp"), ("direction", "up")));
         Assert.Equal(0, Client(e, "other")); // A is new: its whole traffic is its own series
         Assert.Equal(1000, Client(e, "192.0.2.1"));
         Assert.DoesNotContain(e.Series.Keys, k => k.StartsWith("prometheus_net_", StringComparison.Ordinal) || k.StartsWith("microsoft_", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task History_and_push_collectors_show_their_sources_and_push_is_absent_when_off()
+    {
+        using var dir = new TempDir();
+        var kernel = new KernelModel();
+        var flushed = DateTimeOffset.FromUnixTimeSeconds(1_767_225_600);
+        var failures = 2L;
+        var withPush = new MetricsExporter(TestOptions.For(dir.Path), kernel.Snapshot, new MetricsSources
+        {
+            History = () => new HistoryHealth(flushed, failures),
+            Push = () => new SiaExporter.Push.PushStatus(flushed.AddMinutes(5), 3, 1, 4, 10, SiaExporter.Push.PushHealth.Ok),
+        }, null, processMetrics: false);
+        var e = await Scrape(withPush);
+        Assert.Equal(1_767_225_600, e.Value("sia_exporter_sqlite_last_success_timestamp_seconds"));
+        Assert.Equal(2, e.Value("sia_exporter_sqlite_flush_failures_total"));
+        Assert.Equal(1_767_225_900, e.Value("sia_exporter_push_last_success_timestamp_seconds"));
+        Assert.Equal(3, e.Value("sia_exporter_push_pending_buckets"));
+        Assert.Equal(4, e.Value("sia_exporter_push_failures_total"));
+        failures = 5;
+        Assert.Equal(5, (await Scrape(withPush)).Value("sia_exporter_sqlite_flush_failures_total"));
+
+        var pushOff = new MetricsExporter(TestOptions.For(dir.Path), kernel.Snapshot, new MetricsSources
+        {
+            History = () => new HistoryHealth(null, 0),
+        }, null, processMetrics: false);
+        e = await Scrape(pushOff);
+        Assert.Equal(0, e.Value("sia_exporter_sqlite_last_success_timestamp_seconds"));
+        Assert.DoesNotContain(e.Series.Values, s => s.Name.StartsWith("sia_exporter_push_", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -178,6 +208,7 @@ public sealed class MetricsExporterTests
         last = await Scrape(first); // B shows 300: only values grew, nothing written
 
         kernel.Add(B, 0, 50, 1);
+        await first.StateSaver.StopAsync(CancellationToken.None); // the host stops: the last change is saved
         var second = Exporter(kernel, dir.Path, top: 1);
         var e = await Scrape(second);
         PublicationPropertyTests.CheckNothingWentDown(last, e, "restart");
@@ -213,19 +244,62 @@ public sealed class MetricsExporterTests
     }
 
     [Fact]
-    public async Task When_the_state_cannot_be_written_no_client_joins_and_the_error_is_counted()
+    public async Task The_state_is_saved_off_the_scrape_path_soon_after_a_change_and_at_stop()
     {
         using var dir = new TempDir();
-        var blocker = Path.Combine(dir.Path, "file");
-        await File.WriteAllTextAsync(blocker, "not a directory");
         var kernel = new KernelModel();
-        var exporter = Exporter(kernel, Path.Combine(blocker, "state"));
+        var exporter = Exporter(kernel, dir.Path, top: 1);
+        var file = Path.Combine(dir.Path, PublicationStateFile.FileName);
         kernel.Add(A, 0, 1000, 1);
-        var e = await Scrape(exporter);
+        await Scrape(exporter); // A joins
+        Assert.False(File.Exists(file)); // no write inside the scrape
+
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        await exporter.StateSaver.StartAsync(stop.Token);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (!File.Exists(file) && DateTime.UtcNow < deadline) await Task.Delay(10);
+        Assert.True(File.Exists(file), "the running saver did not save the change");
+
+        kernel.Add(B, 0, 5000, 5); // B displaces A
+        var last = await Scrape(exporter);
+        await exporter.StateSaver.StopAsync(stop.Token);
+        kernel.Add(B, 0, 5, 1);
+        var e = await Scrape(Exporter(kernel, dir.Path, top: 1));
+        PublicationPropertyTests.CheckNothingWentDown(last, e, "restart");
         Assert.False(Shown(e, "192.0.2.1"));
-        Assert.Equal(1000, Client(e, "other"));
+        Assert.Equal(Client(last, "192.0.2.2") + 5, Client(e, "192.0.2.2"));
+    }
+
+    [Fact]
+    public async Task While_the_state_cannot_be_saved_no_client_joins_or_leaves_and_the_error_is_counted()
+    {
+        using var dir = new TempDir();
+        var blocked = Path.Combine(dir.Path, "state");
+        var kernel = new KernelModel();
+        var exporter = Exporter(kernel, blocked, idle: TimeSpan.FromMinutes(10));
+        kernel.Add(A, 0, 1000, 1);
+        await Scrape(exporter); // A joins; its save comes after
+        await File.WriteAllTextAsync(blocked, "not a directory");
+        Assert.False(exporter.StateSaver.SavePending());
+
+        kernel.Now += TimeSpan.FromMinutes(11); // A idle: it would leave
+        kernel.Add(B, 0, 700, 1); // B new: it would join
+        var e = await Scrape(exporter);
+        Assert.True(Shown(e, "192.0.2.1"));
+        Assert.False(Shown(e, "192.0.2.2"));
+        Assert.Equal(700, Client(e, "other"));
         Assert.Equal(1, e.Value("sia_exporter_errors_total", ("operation", "state_write")));
-        PublicationPropertyTests.CheckSums(e, kernel.Classes, null, "unwritable");
+        PublicationPropertyTests.CheckSums(e, kernel.Classes, null, "unsaved");
+
+        File.Delete(blocked);
+        Assert.True(exporter.StateSaver.SavePending()); // retried with the state the last scrape offered
+        kernel.Add(B, 0, 10, 1);
+        e = await Scrape(exporter);
+        Assert.False(Shown(e, "192.0.2.1"));
+        Assert.True(Shown(e, "192.0.2.2")); // its earlier traffic was shown in other: starts at zero
+        Assert.Equal(0, Client(e, "192.0.2.2"));
+        Assert.Equal(1, e.Value("sia_exporter_errors_total", ("operation", "state_write")));
+        PublicationPropertyTests.CheckSums(e, kernel.Classes, null, "saved again");
     }
 
     [Fact]
@@ -309,7 +383,7 @@ public sealed class MetricsExporterTests
         var exporter = new MetricsExporter(TestOptions.For(dir.Path, top: 10), kernel.Snapshot, new MetricsSources
         {
             BpfPrograms = () => [new("count_ingress", 123456, 10)],
-            Attachments = () => [new("eth0", "xdp", true), new("eth0", "tc", true)],
+            Attachments = () => [new("eth0", "xdp", true), new("eth0", "tc_egress", true)],
         });
         await exporter.ExportTextAsync();
         kernel.Add(ClientAddress.Parse("203.0.113.5"), 0, 10, 1);

@@ -47,7 +47,11 @@ public sealed class NativeInteropTests
         var e = Assert.IsType<BpfException>(BpfErrors.Exception("bpf_map_lookup_elem", Errno.EINVAL));
         Assert.Equal("EINVAL", e.ErrnoName);
         Assert.Contains("bpf_map_lookup_elem failed: EINVAL", e.Message, StringComparison.Ordinal);
-        Assert.Equal("ENOTSUPP", Errno.Name(-524));
+        Assert.Equal(Errno.ENOTSUPP, Errnos.FromReturn(-524));
+        Assert.Equal("ENOTSUPP", Errno.ENOTSUPP.Name());
+        Assert.Equal("LIBBPF_ERRNO_4003", Errnos.FromReturn(-4003).Name());
+        Assert.Equal("errno 200", ((Errno)200).Name());
+        Assert.Equal(Errno.None, Errnos.FromReturn(5));
 
         var permission = Assert.IsType<OperatorException>(BpfErrors.Exception("bpf_object__load", Errno.EPERM));
         Assert.Contains("permission denied loading eBPF", permission.What, StringComparison.Ordinal);

@@ -201,7 +201,7 @@ public sealed partial class DashboardTests(ITestOutputHelper output)
             Family("sia_exporter_unconfirmed_evicted_packets_total", "counter", "Frames of unconfirmed sources evicted from the pending table.");
             sb.Append($"sia_exporter_unconfirmed_evicted_packets_total {F(Math.Floor(t * 3))}\n");
             Family("sia_exporter_bpf_attached", "gauge", "1 when the program is attached.");
-            sb.Append("sia_exporter_bpf_attached{interface=\"lo\",hook=\"xdp\"} 1\nsia_exporter_bpf_attached{interface=\"lo\",hook=\"tc\"} 1\n");
+            sb.Append("sia_exporter_bpf_attached{interface=\"lo\",hook=\"xdp\"} 1\nsia_exporter_bpf_attached{interface=\"lo\",hook=\"tc_egress\"} 1\n");
             Family("sia_exporter_build_info", "gauge", "Version and hostname.");
             sb.Append("sia_exporter_build_info{version=\"0.1.0\",hostname=\"ops-test\"} 1\n");
             Family("sia_exporter_sqlite_last_success_timestamp_seconds", "gauge", "Last successful SQLite flush.");

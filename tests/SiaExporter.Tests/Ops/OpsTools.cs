@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Text;
 using Xunit;
 
 namespace SiaExporter.Tests.Ops;
@@ -8,18 +6,10 @@ namespace SiaExporter.Tests.Ops;
 internal static class OpsTools
 {
     /// <summary>CI=true turns a missing promtool/prometheus from a skip into a failure.</summary>
-    public static bool IsCi => string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
+    public static bool IsCi => KernelTestEnvironment.IsCi;
 
-    /// <summary>The folder holding SiaExporter.sln, found by walking up from the test binaries.</summary>
-    public static string RepoRoot { get; } = FindRepoRoot();
-
-    private static string FindRepoRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "SiaExporter.sln")))
-                return dir.FullName;
-        throw new InvalidOperationException($"no SiaExporter.sln above {AppContext.BaseDirectory}");
-    }
+    /// <summary>The checkout (<see cref="Repository.Root"/>).</summary>
+    public static string RepoRoot => Repository.Root;
 
     /// <summary>Full path of an executable on PATH, or null.</summary>
     public static string? Find(string name)
@@ -38,28 +28,11 @@ internal static class OpsTools
         Find(name) ?? throw new Xunit.Sdk.XunitException(
             $"{name} is not installed but CI=true requires it: apt-get install prometheus (Debian ships promtool in it)");
 
-    /// <summary>Runs a tool to completion; returns exit code and the combined output.</summary>
+    /// <summary>Runs a tool to completion (<see cref="Shell.Exec"/>); returns exit code and the combined output.</summary>
     public static (int ExitCode, string Output) Run(string file, string workingDirectory, TimeSpan timeout, params string[] args)
     {
-        var psi = new ProcessStartInfo(file)
-        {
-            WorkingDirectory = workingDirectory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var output = new StringBuilder();
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(timeout))
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{file} {string.Join(' ', args)} did not finish in {timeout}");
-        }
-        output.Append(stdout.Result).Append(stderr.Result);
-        return (p.ExitCode, output.ToString());
+        var r = Shell.Exec(file, args, workingDirectory: workingDirectory, timeout: timeout);
+        return (r.ExitCode, r.All);
     }
 }
 

@@ -237,11 +237,11 @@ public sealed class HistoryFlushServiceTests : IDisposable
         var options = new CollectorOptions { FlushInterval = TimeSpan.FromMinutes(1), ClientIdleTimeout = TimeSpan.FromMinutes(2), RetentionDays = 30 };
         var service = new HistoryFlushService(history,
             () => Snap(Gen1, _time.GetUtcNow(), ("10.0.0.1", [0, 0, 0, 10])),
-            clients =>
+            new ClientLifecycle(clients =>
             {
                 evicted.AddRange(clients);
                 return clients.Select(c => new EvictedClient(c, [default, default, default, new Traffic(12, 1), default, default])).ToList();
-            },
+            }, options.ClientIdleTimeout, _time),
             options, _time, NullLogger<HistoryFlushService>.Instance);
         var boundary = HistoryFlushService.NextBoundary(Start, options.FlushInterval);
         for (var i = 0; i < 4; i++)

@@ -153,24 +153,23 @@ internal sealed class StorageFixture : IDisposable
         return result is null or DBNull ? 0 : Convert.ToInt64(result, System.Globalization.CultureInfo.InvariantCulture);
     }
 
-    /// <summary>The traffic row (6 byte columns in seed order), or empty.</summary>
+    /// <summary>The traffic row (6 byte columns in seed order), or empty; read through the history's read API.</summary>
     public long[] TrafficRow(long bucket, string ip)
     {
-        using var c = Connect();
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = "SELECT up_9981, down_9981, up_9984_tcp, down_9984_tcp, up_9984_udp, down_9984_udp FROM traffic WHERE timestamp = $t AND client_ip = $ip";
-        cmd.Parameters.AddWithValue("$t", bucket);
-        cmd.Parameters.AddWithValue("$ip", ip);
-        using var r = cmd.ExecuteReader();
-        if (!r.Read()) return [];
-        var row = Enumerable.Range(0, 6).Select(r.GetInt64).ToArray();
-        Assert.False(r.Read(), "one row per bucket and client");
-        return row;
+        using var reader = HistoryReader.OpenReadOnly(DbPath);
+        var rows = reader.SeedRows(bucket, bucket + Buckets.Seconds).Where(r => r.Client == ip).ToList();
+        Assert.True(rows.Count <= 1, "one row per bucket and client");
+        return rows.Count == 0 ? [] : rows[0].Bytes;
     }
 
     /// <summary>Sum over all buckets of one seed column for one client.</summary>
-    public long Sum(string column, string ip) =>
-        Scalar($"SELECT sum({column}) FROM traffic WHERE client_ip = $ip", ("$ip", ip));
+    public long Sum(string column, string ip)
+    {
+        var index = HistorySchema.SeedColumns.Select(c => c.Column).ToList().IndexOf(column);
+        Assert.True(index >= 0, $"{column} is not a traffic column");
+        using var reader = HistoryReader.OpenReadOnly(DbPath);
+        return reader.SeedRows(long.MinValue, long.MaxValue).Where(r => r.Client == ip).Sum(r => r.Bytes[index]);
+    }
 
     public void Dispose()
     {

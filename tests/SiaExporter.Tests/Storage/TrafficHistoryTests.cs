@@ -250,23 +250,23 @@ public sealed class TrafficHistoryTests : IDisposable
     public async Task Eviction_writes_the_final_values_and_drops_the_baseline()
     {
         using var h = _f.Open(_time);
-        var activity = new ClientActivity();
-        var first = Snap(Gen1, T0, ("10.0.0.1", Slots(0, 0, 100, 1000)), ("10.0.0.2", Slots(0, 0, 5, 5)));
-        await h.FlushAsync(first);
-        activity.Observe(first);
-        _time.Advance(TimeSpan.FromMinutes(30));
-        var later = Snap(Gen1, _time.GetUtcNow(), ("10.0.0.1", Slots(0, 0, 100, 1000)), ("10.0.0.2", Slots(0, 0, 9, 9)));
-        await h.FlushAsync(later);
-        activity.Observe(later);
-        _time.Advance(TimeSpan.FromMinutes(31)); // 10.0.0.1 idle for 61 min; 10.0.0.2 for 31
-
         IReadOnlyCollection<ClientAddress>? asked = null;
-        var result = await h.RunEvictionAsync(clients =>
+        var lifecycle = new ClientLifecycle(clients =>
         {
             asked = clients;
             // the kernel counted a little more since the last read
             return [new EvictedClient(ClientAddress.Parse("10.0.0.1"), [default, default, new Traffic(120, 1), new Traffic(1000, 10), default, default])];
-        }, activity, TimeSpan.FromHours(1));
+        }, TimeSpan.FromHours(1), _time);
+        var first = Snap(Gen1, T0, ("10.0.0.1", Slots(0, 0, 100, 1000)), ("10.0.0.2", Slots(0, 0, 5, 5)));
+        await h.FlushAsync(first);
+        lifecycle.Observe(first);
+        _time.Advance(TimeSpan.FromMinutes(30));
+        var later = Snap(Gen1, _time.GetUtcNow(), ("10.0.0.1", Slots(0, 0, 100, 1000)), ("10.0.0.2", Slots(0, 0, 9, 9)));
+        await h.FlushAsync(later);
+        lifecycle.Observe(later);
+        _time.Advance(TimeSpan.FromMinutes(31)); // 10.0.0.1 idle for 61 min; 10.0.0.2 for 31
+
+        var result = await lifecycle.EvictIdleAsync(h);
         Assert.Equal(1, result.Evicted);
         Assert.True(result.Committed);
         Assert.Equal([ClientAddress.Parse("10.0.0.1")], asked);
@@ -285,14 +285,14 @@ public sealed class TrafficHistoryTests : IDisposable
     public async Task No_eviction_while_the_database_is_failing()
     {
         using var h = _f.Open(_time);
-        var activity = new ClientActivity();
+        var called = false;
+        var lifecycle = new ClientLifecycle(_ => { called = true; return []; }, TimeSpan.FromHours(1), _time);
         var snapshot = Snap(Gen1, T0, ("10.0.0.1", Slots(0, 0, 100, 1000)));
-        activity.Observe(snapshot);
+        lifecycle.Observe(snapshot);
         h.BeforeCommit = () => throw new SqliteException("injected: disk full", 13);
         await h.FlushAsync(snapshot);
         _time.Advance(TimeSpan.FromHours(2));
-        var called = false;
-        var result = await h.RunEvictionAsync(_ => { called = true; return []; }, activity, TimeSpan.FromHours(1));
+        var result = await lifecycle.EvictIdleAsync(h);
         Assert.False(called);
         Assert.NotNull(result.Skipped);
     }

@@ -1,6 +1,4 @@
-using System.Runtime.InteropServices;
-
-namespace SiaExporter.Storage;
+namespace SiaExporter.Native;
 
 /// <summary>
 /// Device and inode of a path, to notice a database file deleted or replaced under the daemon
@@ -14,10 +12,7 @@ internal readonly record struct FileIdentity(ulong Device, ulong Inode)
         // struct stat starts with st_dev (8 bytes) then st_ino (8 bytes) on x86-64 and arm64 glibc;
         // the buffer is larger than the struct on both.
         var buffer = stackalloc byte[512];
-        if (stat(path, buffer) != 0) return null;
+        if (Libc.Stat(path, buffer) != 0) return null;
         return new FileIdentity(*(ulong*)buffer, *(ulong*)(buffer + 8));
     }
-
-    [DllImport("libc", SetLastError = true, CharSet = CharSet.Ansi)]
-    private static extern unsafe int stat([MarshalAs(UnmanagedType.LPUTF8Str)] string path, byte* buffer);
 }

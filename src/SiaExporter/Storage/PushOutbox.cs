@@ -1,13 +1,9 @@
 using Microsoft.Data.Sqlite;
-using SiaExporter.Storage;
 
-namespace SiaExporter.Push;
+namespace SiaExporter.Storage;
 
 /// <summary>A bucket due for sending, with what the outbox knows of it.</summary>
 public sealed record OutboxEntry(long Bucket, string State, long Attempts);
-
-/// <summary>One row of a bucket's payload, as stored in traffic_detail (Client set) or traffic_host (Client null).</summary>
-public readonly record struct PushRow(string? Client, long Port, string Proto, long UpBytes, long DownBytes, long UpPackets, long DownPackets);
 
 /// <summary>
 /// The durable record of what was pushed, in the history database itself:
@@ -18,7 +14,9 @@ public readonly record struct PushRow(string? Client, long Port, string Proto, l
 /// first enabled. Only buckets from then on are seeded, so turning push on over a year of history
 /// does not upload the year.
 /// <para>Its own connection (WAL: the flush writer and this reader/writer coexist; busy timeout
-/// for the short moments both write). Not thread-safe: the push service calls it from one loop.</para>
+/// for the short moments both write); the buckets' rows are read through <see cref="History"/> on
+/// it. Tables: <see cref="HistorySchema.EnsureOutbox"/>. Not thread-safe: the push service calls
+/// it from one loop.</para>
 /// </summary>
 public sealed class PushOutbox : IDisposable
 {
@@ -26,25 +24,17 @@ public sealed class PushOutbox : IDisposable
     public const string Sent = "sent";
     public const string Failed = "failed";
 
-    private const string Schema = """
-        CREATE TABLE IF NOT EXISTS push_outbox (
-            bucket       INTEGER PRIMARY KEY,
-            state        TEXT    NOT NULL DEFAULT 'pending',
-            attempts     INTEGER NOT NULL DEFAULT 0,
-            last_error   TEXT,
-            sent_at      INTEGER,
-            next_attempt INTEGER
-        );
-        CREATE TABLE IF NOT EXISTS push_meta (
-            key   TEXT NOT NULL PRIMARY KEY,
-            value TEXT NOT NULL
-        ) WITHOUT ROWID;
-        """;
-
     private readonly SqliteConnection _connection;
     private bool _historyTables;
 
-    private PushOutbox(SqliteConnection connection) => _connection = connection;
+    private PushOutbox(SqliteConnection connection)
+    {
+        _connection = connection;
+        History = new HistoryReader(connection);
+    }
+
+    /// <summary>The history, read on the outbox's connection (the payload of a bucket).</summary>
+    public HistoryReader History { get; }
 
     /// <summary>Opens the database (created when missing) and the outbox tables, and records
     /// <paramref name="now"/>'s bucket as enabled_since unless an earlier enablement is recorded.</summary>
@@ -62,9 +52,9 @@ public sealed class PushOutbox : IDisposable
         try
         {
             connection.Open();
-            Exec(connection, $"PRAGMA busy_timeout = {(long)busyTimeout.TotalMilliseconds}");
-            Exec(connection, "PRAGMA journal_mode = WAL");
-            Exec(connection, Schema);
+            HistorySchema.Exec(connection, null, $"PRAGMA busy_timeout = {(long)busyTimeout.TotalMilliseconds}");
+            HistorySchema.Exec(connection, null, "PRAGMA journal_mode = WAL");
+            HistorySchema.EnsureOutbox(connection);
             using (var cmd = connection.CreateCommand())
             {
                 cmd.CommandText = "INSERT OR IGNORE INTO push_meta (key, value) VALUES ('enabled_since', $b)";
@@ -100,9 +90,7 @@ public sealed class PushOutbox : IDisposable
         if (!_historyTables)
         {
             // The flush creates them; until it has, there is nothing to send.
-            using var check = _connection.CreateCommand();
-            check.CommandText = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('traffic_detail', 'traffic_host')";
-            if ((long)check.ExecuteScalar()! < 2) return 0;
+            if (!History.HasClassTables()) return 0;
             _historyTables = true;
         }
         using var cmd = _connection.CreateCommand();
@@ -134,40 +122,6 @@ public sealed class PushOutbox : IDisposable
         var due = new List<OutboxEntry>();
         while (r.Read()) due.Add(new OutboxEntry(r.GetInt64(0), r.GetString(1), r.GetInt64(2)));
         return due;
-    }
-
-    /// <summary>The bucket as stored now: client rows (traffic_detail) and host totals (traffic_host).</summary>
-    public (List<PushRow> Clients, List<PushRow> Totals) Read(long bucket)
-    {
-        var clients = new List<PushRow>();
-        var totals = new List<PushRow>();
-        using var tx = _connection.BeginTransaction(deferred: true); // one snapshot for both tables
-        using (var cmd = _connection.CreateCommand())
-        {
-            cmd.Transaction = tx;
-            cmd.CommandText = """
-                SELECT client_ip, port, proto, up_bytes, down_bytes, up_packets, down_packets
-                FROM traffic_detail WHERE bucket = $b ORDER BY client_ip, port, proto
-                """;
-            cmd.Parameters.AddWithValue("$b", bucket);
-            using var r = cmd.ExecuteReader();
-            while (r.Read())
-                clients.Add(new PushRow(r.GetString(0), r.GetInt64(1), r.GetString(2), r.GetInt64(3), r.GetInt64(4), r.GetInt64(5), r.GetInt64(6)));
-        }
-        using (var cmd = _connection.CreateCommand())
-        {
-            cmd.Transaction = tx;
-            cmd.CommandText = """
-                SELECT port, proto, up_bytes, down_bytes, up_packets, down_packets
-                FROM traffic_host WHERE bucket = $b ORDER BY port, proto
-                """;
-            cmd.Parameters.AddWithValue("$b", bucket);
-            using var r = cmd.ExecuteReader();
-            while (r.Read())
-                totals.Add(new PushRow(null, r.GetInt64(0), r.GetString(1), r.GetInt64(2), r.GetInt64(3), r.GetInt64(4), r.GetInt64(5)));
-        }
-        tx.Commit();
-        return (clients, totals);
     }
 
     /// <summary>The endpoint acknowledged the bucket (2xx): it is never sent again.</summary>
@@ -225,13 +179,6 @@ public sealed class PushOutbox : IDisposable
         cmd.CommandText = $"UPDATE push_outbox SET {set} WHERE bucket = $bucket";
         cmd.Parameters.AddWithValue("$bucket", bucket);
         foreach (var (name, value) in parameters) cmd.Parameters.AddWithValue(name, value);
-        cmd.ExecuteNonQuery();
-    }
-
-    private static void Exec(SqliteConnection c, string sql)
-    {
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = sql;
         cmd.ExecuteNonQuery();
     }
 }

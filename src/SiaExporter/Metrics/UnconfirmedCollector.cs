@@ -8,9 +8,10 @@ namespace SiaExporter.Metrics;
 /// the host. A flood of spoofed sources shows as a high rate of evicted frames and a full table;
 /// its traffic is in the host totals and client="other", never in a client of its own.
 /// The evicted counters follow the kernel's aggregate, which only grows within one map generation;
-/// when the maps are recreated they carry on from their published value.
+/// when the maps are recreated they carry on from their published value. Published from the
+/// snapshot <see cref="TrafficCollector"/> takes, so one scrape reads the kernel once.
 /// </summary>
-internal sealed class UnconfirmedMetrics
+internal sealed class UnconfirmedCollector
 {
     private readonly Gauge _sources;
     private readonly Counter _evictedPackets;
@@ -19,7 +20,15 @@ internal sealed class UnconfirmedMetrics
     private Traffic _kernel;
     private Traffic _published;
 
-    public UnconfirmedMetrics(IMetricFactory f)
+    /// <summary>Creates the unconfirmed-source metrics on <paramref name="registry"/> and updates them
+    /// with every snapshot <paramref name="traffic"/> publishes.</summary>
+    public static void Register(CollectorRegistry registry, TrafficCollector traffic)
+    {
+        var collector = new UnconfirmedCollector(Prometheus.Metrics.WithCustomRegistry(registry));
+        traffic.Published += collector.Publish;
+    }
+
+    private UnconfirmedCollector(IMetricFactory f)
     {
         _sources = f.CreateGauge("sia_exporter_unconfirmed_sources",
             "Slots of the kernel's pending table (per CPU) held now by sources that have not proved they are real " +
@@ -31,7 +40,7 @@ internal sealed class UnconfirmedMetrics
             "Ethernet frame bytes of the frames in sia_exporter_unconfirmed_evicted_packets_total.");
     }
 
-    public void Publish(CounterSnapshot snapshot)
+    private void Publish(CounterSnapshot snapshot)
     {
         var evicted = snapshot.Unconfirmed.EvictedSum;
         if (_generation != snapshot.Generation)

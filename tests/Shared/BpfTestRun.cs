@@ -1,6 +1,6 @@
 using SiaExporter.Native;
 
-namespace SiaExporter.Bpf;
+namespace SiaExporter.TestSupport;
 
 /// <summary>The __sk_buff fields a tc program test run may set (the kernel rejects the others).</summary>
 internal readonly record struct SkBuffFields(uint WireLength = 0, uint GsoSegments = 0, uint GsoSize = 0, uint IfIndex = 0, uint Mark = 0);
@@ -8,12 +8,13 @@ internal readonly record struct SkBuffFields(uint WireLength = 0, uint GsoSegmen
 /// <summary>Result of BPF_PROG_TEST_RUN: the program's return value and the mean time per run.</summary>
 internal readonly record struct TestRunResult(uint ReturnValue, uint DurationNs);
 
-/// <summary>Runs a loaded program on a packet in the kernel (bpf_prog_test_run_opts).</summary>
+/// <summary>Runs a loaded program on a packet in the kernel (bpf_prog_test_run_opts). Test and
+/// benchmark support: compiled into tests/SiaExporter.Tests and bench/SiaExporter.Bench.</summary>
 internal static unsafe class BpfTestRun
 {
-    /// <summary>Runs <paramref name="programFd"/> <paramref name="repeat"/> times on <paramref name="packet"/>;
+    /// <summary>Runs <paramref name="program"/> <paramref name="repeat"/> times on <paramref name="packet"/>;
     /// for tc programs, <paramref name="skb"/> becomes ctx_in (gso_segs, gso_size, wire_len...).</summary>
-    public static TestRunResult Run(int programFd, ReadOnlySpan<byte> packet, int repeat = 1, SkBuffFields? skb = null)
+    public static TestRunResult Run(BpfProgram program, ReadOnlySpan<byte> packet, int repeat = 1, SkBuffFields? skb = null)
     {
         var options = TestRunOptions.Create();
         options.Repeat = repeat;
@@ -35,7 +36,7 @@ internal static unsafe class BpfTestRun
                 options.ContextIn = &context;
                 options.ContextSizeIn = (uint)sizeof(SkBuffContext);
             }
-            BpfErrors.Check(LibBpf.ProgTestRunOpts(programFd, &options), "bpf_prog_test_run_opts");
+            BpfErrors.Check(LibBpf.ProgTestRunOpts(program, &options), "bpf_prog_test_run_opts");
         }
         return new TestRunResult(options.ReturnValue, options.Duration);
     }

@@ -1,0 +1,290 @@
+using System.Buffers.Binary;
+using SiaExporter.Counters;
+
+namespace SiaExporter.Storage;
+
+/// <summary>One counter_baseline row: a client (or <see cref="HistorySchema.OverflowClient"/>,
+/// <see cref="HistorySchema.TotalsKey"/>) and the counter values already accounted for.</summary>
+public readonly record struct BaselineRow(string Key, Traffic[] Slots);
+
+/// <summary>Deltas of one bucket not yet in the database: per client_ip, and the host totals.</summary>
+public sealed class PendingBucket(int slotCount)
+{
+    public Dictionary<string, Traffic[]> Clients { get; } = new(StringComparer.Ordinal);
+    public Traffic[] Host { get; } = new Traffic[slotCount];
+
+    public bool IsEmpty => Clients.Count == 0 && Array.TrueForAll(Host, t => t.IsZero);
+
+    public Traffic[] Client(string ip, int slots)
+    {
+        if (!Clients.TryGetValue(ip, out var row)) Clients[ip] = row = new Traffic[slots];
+        return row;
+    }
+}
+
+/// <summary>
+/// The delta accounting of the history, without a database: the counter values already accounted
+/// for (the baseline) per client, and the deltas (current − baseline) waiting for the database,
+/// per bucket. The store writes the pending deltas and the baseline changes in one transaction
+/// and then calls <see cref="Committed"/>; until then everything stays here, so a failed write
+/// loses nothing. Not thread-safe: <see cref="TrafficHistory"/> serializes the calls.
+/// </summary>
+public sealed class HistoryLedger
+{
+    private readonly int _slotCount;
+    private readonly Dictionary<ClientAddress, ClientState> _clients = new();
+    private Traffic[] _overflowBase;
+    private Traffic[] _totalsBase;
+    private int _epoch;
+
+    private readonly SortedDictionary<long, PendingBucket> _pending = new();
+    private readonly HashSet<ClientAddress> _baselineDirty = new();
+    private readonly HashSet<string> _baselineDeleted = new(StringComparer.Ordinal);
+
+    public HistoryLedger(PortClassSet ports)
+    {
+        Ports = ports;
+        _slotCount = ports.SlotCount;
+        _overflowBase = new Traffic[_slotCount];
+        _totalsBase = new Traffic[_slotCount];
+    }
+
+    public PortClassSet Ports { get; }
+
+    /// <summary>The map generation the baseline belongs to (null: none yet).</summary>
+    public MapGeneration? Generation { get; private set; }
+
+    /// <summary>Clients with a baseline.</summary>
+    public int TrackedClients => _clients.Count;
+
+    /// <summary>Buckets with deltas not yet in the database.</summary>
+    public int PendingBuckets => _pending.Count;
+
+    /// <summary>Pending buckets that hold a delta (a flush with no change opens an empty one).</summary>
+    public int HeldBuckets => _pending.Values.Count(p => !p.IsEmpty);
+
+    /// <summary>The whole baseline must be rewritten (new map generation, or a recreated file).</summary>
+    public bool RewriteBaseline { get; private set; }
+
+    /// <summary>The overflow entry or the host totals moved since the last commit.</summary>
+    public bool AggregatesChanged { get; private set; }
+
+    /// <summary>The pending deltas, oldest bucket first.</summary>
+    public IEnumerable<KeyValuePair<long, PendingBucket>> Pending => _pending;
+
+    /// <summary>Baseline rows to delete (clients gone from the kernel map).</summary>
+    public IReadOnlyCollection<string> DeletedBaselines => _baselineDeleted;
+
+    /// <summary>
+    /// Restores the baseline stored with <paramref name="generation"/> for <paramref name="ports"/>
+    /// (the text of collector_state). A baseline of other port classes, or an unreadable
+    /// generation, is not used: counting starts from zero, as after a map change.
+    /// </summary>
+    public void Restore(string? generation, string? ports, Func<IEnumerable<(string Key, byte[] Slots)>> rows)
+    {
+        Generation = null;
+        MapGeneration? stored = null;
+        try
+        {
+            if (!string.IsNullOrEmpty(generation) && ports == Ports.ToString()) stored = MapGeneration.Parse(generation);
+        }
+        catch (FormatException)
+        {
+            // An unreadable state row: count from zero, as after a map change.
+        }
+        if (stored is null) return;
+        foreach (var (key, bytes) in rows())
+        {
+            var slots = SlotCodec.Decode(bytes, _slotCount);
+            if (slots is null) continue;
+            if (key == HistorySchema.OverflowClient) _overflowBase = slots;
+            else if (key == HistorySchema.TotalsKey) _totalsBase = slots;
+            else if (ClientAddress.TryParse(key, out var client)) _clients[client] = new ClientState(key, slots);
+        }
+        Generation = stored;
+    }
+
+    /// <summary>The next commit writes the whole baseline (the database file was recreated).</summary>
+    public void RewriteWholeBaseline() => RewriteBaseline = true;
+
+    /// <summary>Adds the growth since the baseline to <paramref name="bucket"/> and moves the
+    /// baseline; returns the clients (with overflow) whose counters moved. A snapshot of another
+    /// map generation starts the baseline from zero.</summary>
+    public int Accumulate(CounterSnapshot snapshot, long bucket)
+    {
+        if (Generation != snapshot.Generation)
+        {
+            _clients.Clear();
+            _baselineDirty.Clear();
+            _baselineDeleted.Clear();
+            _overflowBase = new Traffic[_slotCount];
+            _totalsBase = new Traffic[_slotCount];
+            Generation = snapshot.Generation;
+            RewriteBaseline = true;
+        }
+        var epoch = ++_epoch;
+        var pending = PendingFor(bucket);
+        var changed = 0;
+        var clients = snapshot.Clients;
+        for (var i = 0; i < clients.Length; i++)
+        {
+            var slots = snapshot.SlotsOf(i);
+            if (!_clients.TryGetValue(clients[i], out var state))
+            {
+                state = new ClientState(clients[i].ToString(), new Traffic[_slotCount]);
+                _clients.Add(clients[i], state);
+            }
+            state.Seen = epoch;
+            if (AddDelta(slots, state.Base, pending, state.Ip))
+            {
+                _baselineDirty.Add(clients[i]);
+                changed++;
+            }
+        }
+        // A client absent from a complete snapshot has no kernel entry any more: should it
+        // come back, it starts from zero, so its baseline goes.
+        if (_clients.Count > clients.Length)
+            foreach (var (client, state) in _clients.Where(kv => kv.Value.Seen != epoch).ToList())
+            {
+                _clients.Remove(client);
+                _baselineDirty.Remove(client);
+                _baselineDeleted.Add(state.Ip);
+            }
+        if (AddDelta(snapshot.Overflow, _overflowBase, pending, HistorySchema.OverflowClient))
+        {
+            AggregatesChanged = true;
+            changed++;
+        }
+        for (var s = 0; s < _slotCount; s++)
+        {
+            var current = snapshot.Totals[s];
+            if (current == _totalsBase[s]) continue;
+            pending.Host[s] += current.Since(_totalsBase[s]);
+            _totalsBase[s] = current;
+            AggregatesChanged = true;
+        }
+        return changed;
+    }
+
+    /// <summary>Clients deleted from the kernel map: their final values minus the baseline (what
+    /// was counted since the last flush) go to <paramref name="bucket"/>, and their baselines go.</summary>
+    public void AddEvicted(IReadOnlyList<EvictedClient> evicted, long bucket)
+    {
+        var pending = PendingFor(bucket);
+        foreach (var e in evicted)
+        {
+            if (e.FinalSlots.Length != _slotCount) continue;
+            var ip = e.Client.ToString();
+            Traffic[] baseline = [];
+            if (_clients.Remove(e.Client, out var state))
+            {
+                ip = state.Ip;
+                baseline = state.Base;
+                _baselineDirty.Remove(e.Client);
+                _baselineDeleted.Add(ip);
+            }
+            Traffic[]? delta = null;
+            for (var s = 0; s < _slotCount; s++)
+            {
+                var d = e.FinalSlots[s].Since(baseline.Length > 0 ? baseline[s] : Traffic.Zero);
+                if (d.IsZero) continue;
+                delta ??= pending.Client(ip, _slotCount);
+                delta[s] += d;
+            }
+        }
+    }
+
+    /// <summary>Every baseline row: clients, overflow, totals (for a rewrite).</summary>
+    public IEnumerable<BaselineRow> WholeBaseline()
+    {
+        foreach (var state in _clients.Values) yield return new BaselineRow(state.Ip, state.Base);
+        yield return new BaselineRow(HistorySchema.OverflowClient, _overflowBase);
+        yield return new BaselineRow(HistorySchema.TotalsKey, _totalsBase);
+    }
+
+    /// <summary>Baseline rows that moved since the last commit, in key order (appends to the
+    /// b-tree instead of random page writes), the aggregates last when they moved.</summary>
+    public List<BaselineRow> ChangedBaseline()
+    {
+        var dirty = new List<BaselineRow>(_baselineDirty.Count + 2);
+        foreach (var client in _baselineDirty)
+            if (_clients.TryGetValue(client, out var state)) dirty.Add(new BaselineRow(state.Ip, state.Base));
+        dirty.Sort(static (a, b) => string.CompareOrdinal(a.Key, b.Key));
+        if (AggregatesChanged)
+        {
+            dirty.Add(new BaselineRow(HistorySchema.OverflowClient, _overflowBase));
+            dirty.Add(new BaselineRow(HistorySchema.TotalsKey, _totalsBase));
+        }
+        return dirty;
+    }
+
+    /// <summary>Everything pending is in the database now.</summary>
+    public void Committed()
+    {
+        _pending.Clear();
+        _baselineDirty.Clear();
+        _baselineDeleted.Clear();
+        AggregatesChanged = false;
+        RewriteBaseline = false;
+    }
+
+    /// <summary>Adds current − baseline to the pending row of <paramref name="ip"/> and moves the
+    /// baseline; true when the baseline moved.</summary>
+    private bool AddDelta(ReadOnlySpan<Traffic> current, Traffic[] baseline, PendingBucket pending, string ip)
+    {
+        var moved = false;
+        Traffic[]? row = null;
+        for (var s = 0; s < current.Length; s++)
+        {
+            if (current[s] == baseline[s]) continue;
+            var delta = current[s].Since(baseline[s]);
+            baseline[s] = current[s];
+            moved = true;
+            if (delta.IsZero) continue;
+            row ??= pending.Client(ip, _slotCount);
+            row[s] += delta;
+        }
+        return moved;
+    }
+
+    private PendingBucket PendingFor(long bucket)
+    {
+        if (!_pending.TryGetValue(bucket, out var pending))
+            _pending[bucket] = pending = new PendingBucket(_slotCount);
+        return pending;
+    }
+
+    private sealed class ClientState(string ip, Traffic[] baseline)
+    {
+        public string Ip { get; } = ip;
+        public Traffic[] Base { get; } = baseline;
+        public int Seen { get; set; }
+    }
+}
+
+/// <summary>counter_baseline.slots: per slot, bytes then packets, unsigned 64-bit little endian.</summary>
+public static class SlotCodec
+{
+    public static byte[] Encode(Traffic[] slots)
+    {
+        var bytes = new byte[slots.Length * 16];
+        for (var s = 0; s < slots.Length; s++)
+        {
+            BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(s * 16), slots[s].Bytes);
+            BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(s * 16 + 8), slots[s].Packets);
+        }
+        return bytes;
+    }
+
+    /// <summary>The slots, or null when <paramref name="bytes"/> is not <paramref name="slotCount"/> slots long.</summary>
+    public static Traffic[]? Decode(byte[] bytes, int slotCount)
+    {
+        if (bytes.Length != slotCount * 16) return null;
+        var slots = new Traffic[slotCount];
+        for (var s = 0; s < slotCount; s++)
+            slots[s] = new Traffic(
+                BinaryPrimitives.ReadUInt64LittleEndian(bytes.AsSpan(s * 16)),
+                BinaryPrimitives.ReadUInt64LittleEndian(bytes.AsSpan(s * 16 + 8)));
+        return slots;
+    }
+}
