@@ -146,6 +146,7 @@ install: $(BIN) $(BPF_OBJ)
 	install -d -m 0755 $(DESTDIR)$(UNITDIR)
 	sed 's|^ExecStart=/usr/local/bin/collector|ExecStart=$(BINDIR)/collector|' collector.service > $(DESTDIR)$(UNITDIR)/collector.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/collector.service
+	install -m 0644 collector.socket $(DESTDIR)$(UNITDIR)/collector.socket
 	@if [ -e $(DESTDIR)$(CONFIG) ]; then echo "kept the existing $(DESTDIR)$(CONFIG)"; \
 	 else install -D -m 0600 collector.env.example $(DESTDIR)$(CONFIG) && touch $(DESTDIR)$(ENV_MARKER) && \
 	      echo "created $(DESTDIR)$(CONFIG) (all defaults: set INTERFACE there if the default route is not the Sia interface)"; fi
@@ -161,7 +162,7 @@ install: $(BIN) $(BPF_OBJ)
 # counters, the binary, the unit, $(STATEDIR) (history included) and the env file if install
 # created it (one that existed before install is kept). With DESTDIR, all of it inside DESTDIR.
 uninstall:
-	-@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl disable --now collector.service; fi
+	-@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl disable --now collector.socket collector.service; fi
 	@if [ -n "$(PIN_CLEANUP)" ]; then \
 	   bin=$(DESTDIR)$(BINDIR)/collector; config=$(DESTDIR)$(CONFIG); [ -f "$$config" ] || config=/dev/null; \
 	   if [ -x "$$bin" ]; then PIN_DIRECTORY=$(PINDIR) "$$bin" --config "$$config" detach --purge \
@@ -172,6 +173,7 @@ uninstall:
 	@if [ -e $(DESTDIR)$(ENV_MARKER) ]; then rm -f $(DESTDIR)$(CONFIG); echo "removed $(DESTDIR)$(CONFIG)"; \
 	 elif [ -e $(DESTDIR)$(CONFIG) ]; then echo "kept $(DESTDIR)$(CONFIG): it existed before make install"; fi
 	rm -f $(DESTDIR)$(BINDIR)/collector $(DESTDIR)$(UNITDIR)/collector.service $(DESTDIR)$(UNITDIR)/multi-user.target.wants/collector.service
+	rm -f $(DESTDIR)$(UNITDIR)/collector.socket $(DESTDIR)$(UNITDIR)/sockets.target.wants/collector.socket
 	rm -rf $(DESTDIR)$(STATEDIR) $(DESTDIR)$(LIBDIR)
 	-@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 

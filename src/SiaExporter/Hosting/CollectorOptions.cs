@@ -41,15 +41,38 @@ public sealed record ClientOptions
 /// <summary>Where and how /metrics and / are served.</summary>
 public sealed record WebOptions
 {
+    /// <summary>One or more [HOST]:PORT, comma separated (<see cref="Hosting.ListenAddress.ParseList"/>).</summary>
     public string ListenAddress { get; init; } = S.ListenAddress.Default;
     /// <summary>Exporter-toolkit web config (TLS, basic auth); null: plain HTTP, no auth.</summary>
     public string? ConfigFile { get; init; } = S.WebConfigFile.Default;
+    /// <summary>Where the metrics are served (/metrics).</summary>
+    public string TelemetryPath { get; init; } = S.WebTelemetryPath.Default;
+    /// <summary>Listen on the sockets systemd passed (LISTEN_FDS) instead of <see cref="ListenAddress"/>.</summary>
+    public bool SystemdSocket { get; init; } = S.WebSystemdSocket.Default;
+    /// <summary>Scrapes served at once; beyond, 503. 0: no limit.</summary>
+    public int MaxRequests { get; init; } = S.WebMaxRequests.Default;
+    /// <summary>No process_* metrics about the exporter itself.</summary>
+    public bool DisableExporterMetrics { get; init; } = S.WebDisableExporterMetrics.Default;
+}
+
+/// <summary>hostd's API, read for its syncer peers (sia_client_info); off without <see cref="ApiUrl"/>.</summary>
+public sealed record HostdOptions
+{
+    /// <summary>http://127.0.0.1:9980/api: the base that /syncer/peers is appended to.</summary>
+    public string? ApiUrl { get; init; } = S.HostdApiUrl.Default;
+    public string? ApiPassword { get; init; } = S.HostdApiPassword.Default;
+    public TimeSpan PollInterval { get; init; } = S.HostdPollInterval.Default;
+    public bool Enabled => !string.IsNullOrEmpty(ApiUrl);
 }
 
 /// <summary>What /metrics publishes and where its publication state survives restarts.</summary>
 public sealed record MetricsOptions
 {
     public int TopClients { get; init; } = S.MetricsTopClients.Default;
+    /// <summary>Subnets with their own sia_traffic_subnet_bytes_total series; 0: none at all.</summary>
+    public int TopSubnets { get; init; } = S.MetricsTopSubnets.Default;
+    /// <summary>The prefix lengths of a subnet (/24, /48).</summary>
+    public ClientPrefix SubnetPrefix { get; init; } = S.SubnetPrefix.Default;
     public string StateDirectory { get; init; } = S.StateDirectory.Default;
 }
 
@@ -93,6 +116,7 @@ public sealed class CollectorOptions
     public DatabaseOptions Database { get; init; } = new();
     public LogOptions Log { get; init; } = new();
     public ApiOptions Api { get; init; } = new();
+    public HostdOptions Hostd { get; init; } = new();
 
     // Shorthands for the component values that Metrics, Storage, Push, the hosted services and the
     // tests read by their flat name. Each reads (and, in an initializer, writes) the component record:

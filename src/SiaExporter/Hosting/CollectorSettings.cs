@@ -31,19 +31,21 @@ public static class CollectorSettings
             }
             var eq = arg.IndexOf('=');
             var flag = eq > 0 ? arg[..eq] : arg;
-            var name = flag[2..].ToUpperInvariant().Replace('-', '_');
-            var known = name == "CONFIG" || SettingsTable.Find(name) is not null;
-            if (!known)
+            var setting = SettingsTable.FindByFlag(flag);
+            var isConfig = string.Equals(flag, "--config", StringComparison.OrdinalIgnoreCase);
+            if (setting is null && !isConfig)
             {
                 rest.Add(arg); // a command's own flag (--since, --limit, --format)
                 continue;
             }
             string value;
             if (eq > 0) value = arg[(eq + 1)..];
+            else if (setting is { IsSwitch: true }) value = "on";
             else if (i + 1 < args.Count) value = args[++i];
             else throw new SettingsException([$"{flag} needs a value"]);
-            if (name == "CONFIG") configFile = value;
-            else flags[name] = value;
+            if (isConfig) configFile = value;
+            else if (setting!.Repeatable && flags.TryGetValue(setting.Name, out var earlier)) flags[setting.Name] = earlier + "," + value;
+            else flags[setting!.Name] = value;
         }
 
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -119,10 +121,22 @@ public static class CollectorSettings
             {
                 ListenAddress = read.Value(SettingsTable.ListenAddress),
                 ConfigFile = read.Value(SettingsTable.WebConfigFile),
+                TelemetryPath = read.Value(SettingsTable.WebTelemetryPath),
+                SystemdSocket = read.Value(SettingsTable.WebSystemdSocket),
+                MaxRequests = read.Value(SettingsTable.WebMaxRequests),
+                DisableExporterMetrics = read.Value(SettingsTable.WebDisableExporterMetrics),
+            },
+            Hostd = new HostdOptions
+            {
+                ApiUrl = read.Value(SettingsTable.HostdApiUrl),
+                ApiPassword = read.Value(SettingsTable.HostdApiPassword),
+                PollInterval = read.Value(SettingsTable.HostdPollInterval),
             },
             Metrics = new MetricsOptions
             {
                 TopClients = read.Value(SettingsTable.MetricsTopClients),
+                TopSubnets = read.Value(SettingsTable.MetricsTopSubnets),
+                SubnetPrefix = read.Value(SettingsTable.SubnetPrefix),
                 StateDirectory = read.ValueOr(SettingsTable.StateDirectory,
                     () => Path.GetDirectoryName(Path.GetFullPath(sqlitePath)) ?? SettingsTable.StateDirectory.Default),
             },
@@ -237,6 +251,17 @@ public static class DurationText
 /// <summary>LISTEN_ADDRESS: ":10981", "127.0.0.1:10981", "[::1]:10981", "0.0.0.0:10981".</summary>
 public readonly record struct ListenAddress(string? Host, int Port)
 {
+    /// <summary>Several addresses, comma separated (LISTEN_ADDRESS, or --web.listen-address repeated); duplicates once.</summary>
+    public static IReadOnlyList<ListenAddress> ParseList(string text)
+    {
+        var list = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Parse).Distinct().ToList();
+        return list.Count > 0 ? list : throw new FormatException("expected [HOST]:PORT, for example :10981 or 127.0.0.1:10981");
+    }
+
+    /// <summary>As LISTEN_ADDRESS writes it: ":10981", "127.0.0.1:10981", "[::1]:10981".</summary>
+    public override string ToString() =>
+        Host is null ? $":{Port}" : Host.Contains(':') ? $"[{Host}]:{Port}" : $"{Host}:{Port}";
+
     public static ListenAddress Parse(string text)
     {
         var t = text.Trim();

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging.Console;
 using SiaExporter.Counters;
+using SiaExporter.Hostd;
 using SiaExporter.Metrics;
 using SiaExporter.Push;
 using SiaExporter.Storage;
@@ -14,6 +15,9 @@ public static class DaemonCommand
     {
         if (args.Length > 0)
             throw new SettingsException([$"run takes no arguments (got '{string.Join(' ', args)}'); settings are --kebab-case flags"]);
+        // Where to serve first: socket activation without sockets is a setting problem, reported
+        // before anything touches the kernel.
+        var listeners = Listeners.From(options.Web);
         Preflight.Check(options.Kernel);
         WebConfig? web = null;
         if (options.WebConfigFile is not null)
@@ -28,12 +32,12 @@ public static class DaemonCommand
             }
         }
 
-        var app = Build(options, web);
+        var app = Build(options, web, listeners);
         await app.RunAsync().ConfigureAwait(false);
         return 0;
     }
 
-    public static WebApplication Build(CollectorOptions options, WebConfig? web)
+    public static WebApplication Build(CollectorOptions options, WebConfig? web, Listeners listeners)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
@@ -43,7 +47,7 @@ public static class DaemonCommand
         builder.Host.UseSystemd();
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
         ConfigureLogging(builder.Logging);
-        builder.ConfigureCollectorEndpoint(ListenAddress.Parse(options.ListenAddress), web);
+        builder.ConfigureCollectorEndpoint(listeners, web);
 
         var services = builder.Services;
         services.AddSingleton(options);
@@ -91,20 +95,32 @@ public static class DaemonCommand
                 LastMapReadDuration = () => source.LastReadDuration,
                 History = () => new HistoryHealth(history.LastSuccess, history.FailureCount),
                 Push = push is null ? null : () => sp.GetRequiredService<ApiPushService>().Status,
+                HostdPeers = options.Hostd.Enabled ? () => sp.GetRequiredService<HostdPeersService>().Current : null,
                 MapCapacity = options.MaxClients,
             }, sp.GetRequiredService<ILoggerFactory>().CreateLogger<MetricsExporter>());
         });
         services.AddHostedService(sp => sp.GetRequiredService<MetricsExporter>().StateSaver);
+        // AddSingleton, not AddHostedService: that one keeps a single registration per type, and
+        // this is the second PublicationStateSaver.
+        if (options.Metrics.TopSubnets > 0)
+            services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<MetricsExporter>().SubnetStateSaver!);
         services.AddHostedService<TopClientsLog>();
+        if (options.Hostd.Enabled)
+        {
+            services.AddSingleton(sp => new HostdPeersService(options.Hostd, sp.GetRequiredService<TimeProvider>(),
+                sp.GetRequiredService<ILogger<HostdPeersService>>()));
+            services.AddHostedService(sp => sp.GetRequiredService<HostdPeersService>());
+        }
 
         var app = builder.Build();
         MetricsExporter.ConfigureDefaultRegistry();
         var source = app.Services.GetRequiredService<SnapshotSource>();
-        app.MapSiaMetrics(app.Services.GetRequiredService<MetricsExporter>());
+        app.UseScrapeLimit(options.Web.TelemetryPath, options.Web.MaxRequests);
+        app.MapSiaMetrics(app.Services.GetRequiredService<MetricsExporter>(), options.Web.TelemetryPath);
         app.MapSiaIndexPage(new IndexPage(source.Current, options));
         app.Lifetime.ApplicationStarted.Register(() => app.Logger.LogInformation(
-            "serving /metrics on {Listen} ({Scheme}); counting {Ports} on {Interfaces}; history in {Database}",
-            options.ListenAddress, web?.Tls is null ? "http" : "https", options.Ports, string.Join(',', options.Interfaces), options.SqlitePath));
+            "serving {Path} on {Listen} ({Scheme}); counting {Ports} on {Interfaces}; history in {Database}",
+            options.Web.TelemetryPath, listeners, web?.Tls is null ? "http" : "https", options.Ports, string.Join(',', options.Interfaces), options.SqlitePath));
         return app;
     }
 

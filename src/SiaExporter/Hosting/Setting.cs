@@ -20,6 +20,24 @@ public abstract class Setting
     /// <summary>The flag of the same name: --interface.</summary>
     public string Flag => FlagOf(Name);
 
+    /// <summary>Other spellings of the flag: Prometheus exporter-toolkit's names (--web.listen-address).</summary>
+    public IReadOnlyList<string> Aliases { get; init; } = [];
+
+    /// <summary>A flag that takes no value: present means on (--web.systemd-socket); --flag=off still works.</summary>
+    public bool IsSwitch { get; init; }
+
+    /// <summary>The flag may be given several times; the values add up, as a comma-separated list would.</summary>
+    public bool Repeatable { get; init; }
+
+    /// <summary>Every flag that sets it: <see cref="Flag"/>, then <see cref="Aliases"/>.</summary>
+    public IEnumerable<string> Flags => [Flag, .. Aliases];
+
+    /// <summary>What --help and the docs add to <see cref="Help"/> about the flags.</summary>
+    public string FlagNotes =>
+        (Aliases.Count > 0 ? $" Also {string.Join(", ", Aliases)}." : "")
+        + (Repeatable ? " The flag may be repeated." : "")
+        + (IsSwitch ? " The flag alone means on." : "");
+
     /// <summary>The options record this setting feeds (KernelOptions, WebOptions, …).</summary>
     public Type Feeds { get; }
 

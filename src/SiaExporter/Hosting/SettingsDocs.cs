@@ -22,7 +22,7 @@ public static class SettingsDocs
         foreach (var s in SettingsTable.All)
         {
             text.Append("  ").Append(s.Name).Append(" / ").Append(s.Flag).Append("   (default: ").Append(s.DefaultText).Append(')').Append('\n');
-            foreach (var line in Wrap(s.Help + (s.Secret ? " Secret." : ""), Width - 6)) text.Append("      ").Append(line).Append('\n');
+            foreach (var line in Wrap(s.Help + s.FlagNotes + (s.Secret ? " Secret." : ""), Width - 6)) text.Append("      ").Append(line).Append('\n');
         }
         return text.ToString();
     }
@@ -60,7 +60,9 @@ public static class SettingsDocs
                 "" => "empty",
                 var literal => $"`{literal}`",
             };
-            var help = s.Help + (s.Secret ? " **Secret**: never logged or echoed in an error." : "");
+            var aliases = s.Aliases.Count > 0 ? $" Also {string.Join(", ", s.Aliases.Select(a => $"`{a}`"))}." : "";
+            var help = s.Help + aliases + (s.Repeatable ? " The flag may be repeated." : "") + (s.IsSwitch ? " The flag alone means on." : "")
+                + (s.Secret ? " **Secret**: never logged or echoed in an error." : "");
             text.Append($"| `{s.Name}` | `{s.Flag}` | {Cell(defaultCell)} | {Cell(s.Accepts)} | `{s.Feeds.Name}.{s.Property}` | {Cell(help)} |\n");
         }
         return text.ToString();

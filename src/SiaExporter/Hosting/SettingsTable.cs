@@ -48,9 +48,11 @@ public static class SettingsTable
 
     public static readonly Setting<string> ListenAddress = new("LISTEN_ADDRESS", typeof(WebOptions), nameof(WebOptions.ListenAddress),
         ":" + CollectorOptions.DefaultPort, ParseListenAddress, v => v,
-        "Where /metrics and / are served: [HOST]:PORT, `:PORT` for every address.")
+        "Where /metrics and / are served: [HOST]:PORT, `:PORT` for every address; several, comma separated.")
     {
-        Accepts = "[HOST]:PORT, for example :10981 or 127.0.0.1:10981",
+        Accepts = "[HOST]:PORT, comma separated, for example :10981 or 127.0.0.1:10981,[::1]:10981",
+        Aliases = ["--web.listen-address"],
+        Repeatable = true,
     };
 
     public static readonly Setting<PortClassSet> Ports = new("PORTS", typeof(KernelOptions), nameof(KernelOptions.Ports),
@@ -84,7 +86,69 @@ public static class SettingsTable
         "Prometheus exporter-toolkit web config for / and /metrics: TLS, client certificates, bcrypt basic auth.")
     {
         Accepts = "the path of an existing file",
+        Aliases = ["--web.config.file"],
     };
+
+    public static readonly Setting<string> WebTelemetryPath = new("WEB_TELEMETRY_PATH", typeof(WebOptions), nameof(WebOptions.TelemetryPath),
+        "/metrics", ParseTelemetryPath, v => v,
+        "The path Prometheus scrapes; / stays the page of the busiest clients.")
+    {
+        Accepts = "a path starting with / (not / itself)",
+        Aliases = ["--web.telemetry-path"],
+    };
+
+    public static readonly Setting<bool> WebSystemdSocket = new("WEB_SYSTEMD_SOCKET", typeof(WebOptions), nameof(WebOptions.SystemdSocket),
+        false, ParseOnOff, v => v ? "on" : "off",
+        "Serve on the sockets systemd passes (collector.socket, socket activation) instead of LISTEN_ADDRESS.")
+    {
+        Accepts = "on or off",
+        Aliases = ["--web.systemd-socket"],
+        IsSwitch = true,
+    };
+
+    public static readonly Setting<int> WebMaxRequests = WholeNumber("WEB_MAX_REQUESTS", typeof(WebOptions), nameof(WebOptions.MaxRequests),
+        40, 0, 100_000,
+        "Scrapes served at the same time; one more gets 503 Service Unavailable. 0: no limit.",
+        aliases: ["--web.max-requests"]);
+
+    public static readonly Setting<bool> WebDisableExporterMetrics = new("WEB_DISABLE_EXPORTER_METRICS", typeof(WebOptions), nameof(WebOptions.DisableExporterMetrics),
+        false, ParseOnOff, v => v ? "on" : "off",
+        "Leave out the metrics about the exporter process itself (process_*); the sia_* series stay.")
+    {
+        Accepts = "on or off",
+        Aliases = ["--web.disable-exporter-metrics"],
+        IsSwitch = true,
+    };
+
+    public static readonly Setting<int> MetricsTopSubnets = WholeNumber("METRICS_TOP_SUBNETS", typeof(MetricsOptions), nameof(MetricsOptions.TopSubnets),
+        100, 0, 100_000,
+        "Subnets (SUBNET_PREFIX) with their own sia_traffic_subnet_bytes_total series; the rest are summed into subnet=\"other\". 0: no subnet series.");
+
+    public static readonly Setting<ClientPrefix> SubnetPrefix = new("SUBNET_PREFIX", typeof(MetricsOptions), nameof(MetricsOptions.SubnetPrefix),
+        new ClientPrefix(24, 48), ClientPrefix.Parse, v => $"/{v.IPv4Bits},/{v.IPv6Bits}",
+        "The prefix lengths of the subnet series, IPv4 then IPv6 (a coarser ANONYMIZE wins).")
+    {
+        Accepts = "/V4,/V6 prefix lengths",
+    };
+
+    public static readonly Setting<string?> HostdApiUrl = new("HOSTD_API_URL", typeof(HostdOptions), nameof(HostdOptions.ApiUrl),
+        null, ParseEndpoint, v => v ?? "",
+        "hostd's API, e.g. http://127.0.0.1:9980/api: its syncer peers become sia_client_info{role=\"syncer_peer\"}. Off when empty.")
+    {
+        Accepts = "an http:// or https:// URL",
+    };
+
+    public static readonly Setting<string?> HostdApiPassword = new("HOSTD_API_PASSWORD", typeof(HostdOptions), nameof(HostdOptions.ApiPassword),
+        null, t => t, v => v ?? "",
+        "hostd's API password (its http.password), sent with HTTP basic auth.")
+    {
+        Accepts = "any text",
+        Secret = true,
+    };
+
+    public static readonly Setting<TimeSpan> HostdPollInterval = Duration("HOSTD_POLL_INTERVAL", typeof(HostdOptions), nameof(HostdOptions.PollInterval),
+        TimeSpan.FromMinutes(1),
+        "How often hostd's syncer peers are read.");
 
     public static readonly Setting<string> BpfObject = Text("BPF_OBJECT", "a file path", typeof(KernelOptions), nameof(KernelOptions.BpfObjectPath),
         DefaultBpfObjectPath(),
@@ -144,9 +208,18 @@ public static class SettingsTable
         MetricsTopClients, MaxClients, XdpMode, RetentionDays, WebConfigFile,
         BpfObject, PinDirectory, StateDirectory, ClientIdleTimeout, LogInterval, LogTop,
         FlushInterval, TcAttach, Anonymize, BpfStats,
+        WebTelemetryPath, WebSystemdSocket, WebMaxRequests, WebDisableExporterMetrics, MetricsTopSubnets, SubnetPrefix,
+        HostdApiUrl, HostdApiPassword, HostdPollInterval,
     ];
 
     public static Setting? Find(string name) => All.FirstOrDefault(s => s.Name == name);
+
+    /// <summary>The setting a flag sets: its own --kebab-case name (any case, _ for -) or one of its aliases.</summary>
+    public static Setting? FindByFlag(string flag)
+    {
+        var spelled = flag.Replace('_', '-');
+        return All.FirstOrDefault(s => s.Flags.Any(f => string.Equals(f, spelled, StringComparison.OrdinalIgnoreCase)));
+    }
 
     /// <summary>collector.bpf.o beside the binary (make build, make run), else the installed copy.</summary>
     public static string DefaultBpfObjectPath()
@@ -160,7 +233,8 @@ public static class SettingsTable
     private static Setting<string> Text(string name, string accepts, Type feeds, string property, string defaultValue, string help, string? defaultWords = null) =>
         new(name, feeds, property, defaultValue, t => t, v => v, help) { Accepts = accepts, DefaultWords = defaultWords };
 
-    private static Setting<int> WholeNumber(string name, Type feeds, string property, int defaultValue, int min, int max, string help)
+    private static Setting<int> WholeNumber(string name, Type feeds, string property, int defaultValue, int min, int max, string help,
+        IReadOnlyList<string>? aliases = null)
     {
         var accepts = $"a whole number from {min} to {max}";
         return new(name, feeds, property, defaultValue, t =>
@@ -170,6 +244,7 @@ public static class SettingsTable
             v => v.ToString(CultureInfo.InvariantCulture), help)
         {
             Accepts = accepts,
+            Aliases = aliases ?? [],
         };
     }
 
@@ -200,11 +275,13 @@ public static class SettingsTable
             ? text
             : throw new FormatException("expected an http:// or https:// URL");
 
-    private static string ParseListenAddress(string text)
-    {
-        Hosting.ListenAddress.Parse(text);
-        return text;
-    }
+    private static string ParseListenAddress(string text) =>
+        string.Join(',', Hosting.ListenAddress.ParseList(text).Select(a => a.ToString()));
+
+    private static string ParseTelemetryPath(string text) =>
+        text.StartsWith('/') && text.Length > 1 && !text.Any(char.IsWhiteSpace) && !text.Contains('?') && !text.Contains('#')
+            ? text
+            : throw new FormatException("expected a path starting with / (not / itself), like /metrics");
 
     private static XdpMode ParseXdpMode(string text) => text.ToLowerInvariant() switch
     {

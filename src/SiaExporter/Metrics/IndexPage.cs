@@ -30,11 +30,12 @@ public sealed class IndexPage(Func<CounterSnapshot> snapshots, CollectorOptions 
             if (baseline is not null && (baseline.Generation != current.Generation || !baseline.Classes.Equals(current.Classes) || current.TakenAt <= baseline.TakenAt))
                 baseline = null;
         }
-        return Render(current, baseline, options.SiaHostname, version ?? MetricsExporter.DefaultVersion, limit);
+        return Render(current, baseline, options.SiaHostname, version ?? MetricsExporter.DefaultVersion, limit, options.Web.TelemetryPath);
     }
 
     /// <summary>The page for <paramref name="current"/>; rates against <paramref name="baseline"/> when given.</summary>
-    public static string Render(CounterSnapshot current, CounterSnapshot? baseline, string hostname, string version, int limit)
+    public static string Render(CounterSnapshot current, CounterSnapshot? baseline, string hostname, string version, int limit,
+        string telemetryPath = "/metrics")
     {
         var classes = current.Classes;
         var seconds = baseline is null ? 0 : (current.TakenAt - baseline.TakenAt).TotalSeconds;
@@ -70,7 +71,7 @@ public sealed class IndexPage(Func<CounterSnapshot> snapshots, CollectorOptions 
         html.Append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>").Append(E(title)).Append("</title>\n")
             .Append("<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{padding:2px 10px;text-align:right}td:nth-child(2),th:nth-child(2){text-align:left}</style>\n")
             .Append("</head><body>\n<h1>").Append(E(title)).Append("</h1>\n<p>version ").Append(E(version))
-            .Append(" · <a href=\"metrics\">/metrics</a> · ").Append(current.Clients.Length.ToString(CultureInfo.InvariantCulture))
+            .Append(" · <a href=\"").Append(E(telemetryPath.TrimStart('/'))).Append("\">").Append(E(telemetryPath)).Append("</a> · ").Append(current.Clients.Length.ToString(CultureInfo.InvariantCulture))
             .Append(" client(s) in the kernel map · counters read ").Append(E(current.TakenAt.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss 'UTC'", CultureInfo.InvariantCulture)))
             .Append("</p>\n<h2>Host totals</h2>\n<table><tr><th>class</th><th>direction</th><th>bytes</th><th>packets</th></tr>\n");
         for (var c = 0; c < classes.Count; c++)

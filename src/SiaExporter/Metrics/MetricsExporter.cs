@@ -28,6 +28,10 @@ public sealed class MetricsSources
     /// the sia_exporter_push_* metrics are absent.</summary>
     public Func<Push.PushStatus>? Push { get; init; }
 
+    /// <summary>hostd's syncer peers (only with HOSTD_API_URL); without it sia_client_info and
+    /// sia_exporter_hostd_api_up are absent.</summary>
+    public Func<Hostd.HostdPeersSnapshot>? HostdPeers { get; init; }
+
     /// <summary>The kernel map's capacity; default CollectorOptions.MaxClients.</summary>
     public int? MapCapacity { get; init; }
 
@@ -51,7 +55,7 @@ public sealed class MetricsExporter
     private int _lastSize;
 
     public MetricsExporter(CollectorOptions options, Func<CounterSnapshot> snapshots, MetricsSources? sources = null, ILogger? logger = null)
-        : this(options, snapshots, sources, logger, processMetrics: true)
+        : this(options, snapshots, sources, logger, processMetrics: !options.Web.DisableExporterMetrics)
     {
     }
 
@@ -65,12 +69,14 @@ public sealed class MetricsExporter
         Registry = Prometheus.Metrics.NewCustomRegistry();
 
         StateSaver = new PublicationStateSaver(PublicationStateFile.PathIn(options.StateDirectory), logger);
-        _traffic = TrafficCollector.Register(Registry, options, snapshots, StateSaver, logger);
+        SubnetStateSaver = options.Metrics.TopSubnets > 0 ? new PublicationStateSaver(SubnetStatePath(options), logger) : null;
+        _traffic = TrafficCollector.Register(Registry, options, snapshots, StateSaver, SubnetStateSaver, logger);
         UnconfirmedCollector.Register(Registry, _traffic);
         BpfCollector.Register(Registry, sources.BpfPrograms, sources.Attachments,
             sources.LastMapReadDuration ?? (() => _traffic.LastSnapshotDuration), sources.MapCapacity ?? options.MaxClients, logger);
         if (sources.History is { } history) HistoryCollector.Register(Registry, history);
         if (sources.Push is { } push) PushCollector.Register(Registry, push);
+        if (sources.HostdPeers is { } peers) HostdCollector.Register(Registry, peers, options.Anonymize);
         Prometheus.Metrics.WithCustomRegistry(Registry)
             .CreateGauge("sia_exporter_build_info", "Version of the exporter and the host it runs on; always 1.", "version", "hostname")
             .WithLabels(sources.Version ?? DefaultVersion, options.SiaHostname).Set(1);
@@ -81,6 +87,17 @@ public sealed class MetricsExporter
 
     /// <summary>Saves the publication state off the scrape path; the host runs it (start and stop).</summary>
     public PublicationStateSaver StateSaver { get; }
+
+    /// <summary>Saves the subnet series' publication state (null without subnet series); the host runs it too.</summary>
+    public PublicationStateSaver? SubnetStateSaver { get; }
+
+    /// <summary>The subnet state file; its name carries the prefix, so another SUBNET_PREFIX starts afresh
+    /// instead of reading states keyed by other subnets.</summary>
+    public static string SubnetStatePath(CollectorOptions options)
+    {
+        var prefix = TrafficCollector.EffectiveSubnetPrefix(options);
+        return Path.Combine(options.StateDirectory, $"metrics-subnets-{prefix.IPv4Bits}-{prefix.IPv6Bits}-state.bin");
+    }
 
     /// <summary>What the last traffic update took (also sia_exporter_scrape_duration_seconds).</summary>
     public TimeSpan LastUpdateDuration => _traffic.LastUpdateDuration;
@@ -96,22 +113,27 @@ public sealed class MetricsExporter
         }
     }
 
-    /// <summary>Content type of what <see cref="WriteScrapeAsync"/> writes.</summary>
-    public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
+    /// <summary>Content type of what <see cref="WriteScrapeAsync"/> writes in the default format.</summary>
+    public const string ContentType = Web.ScrapeNegotiation.PrometheusTextType;
 
     /// <summary>
-    /// One whole scrape (update and serialization) into <paramref name="to"/>. Scrapes are
-    /// serialized and buffered: two overlapping scrapes cannot interleave, so every exposition
-    /// shows one consistent state (sum over client == host total), and a slow reader does not
-    /// hold up the next scrape.
+    /// One whole scrape (update and serialization) into <paramref name="to"/>, in the Prometheus
+    /// text format or OpenMetrics text (which ends with # EOF). Scrapes are serialized and
+    /// buffered: two overlapping scrapes cannot interleave, so every exposition shows one
+    /// consistent state (sum over client == host total), and a slow reader does not hold up the
+    /// next scrape.
     /// </summary>
-    public async Task WriteScrapeAsync(Stream to, CancellationToken cancel = default)
+    public Task WriteScrapeAsync(Stream to, CancellationToken cancel = default) =>
+        WriteScrapeAsync(to, ExpositionFormat.PrometheusText, cancel);
+
+    /// <inheritdoc cref="WriteScrapeAsync(Stream, CancellationToken)"/>
+    public async Task WriteScrapeAsync(Stream to, ExpositionFormat format, CancellationToken cancel = default)
     {
         using var buffer = new MemoryStream(_lastSize + 4096);
         await _scrapeGate.WaitAsync(cancel).ConfigureAwait(false);
         try
         {
-            await Registry.CollectAndExportAsTextAsync(buffer, ExpositionFormat.PrometheusText, cancel).ConfigureAwait(false);
+            await Registry.CollectAndExportAsTextAsync(buffer, format, cancel).ConfigureAwait(false);
         }
         finally
         {
@@ -123,10 +145,14 @@ public sealed class MetricsExporter
     }
 
     /// <summary>The exposition text of one scrape (what /metrics serves), without Kestrel.</summary>
-    public async Task<string> ExportTextAsync(CancellationToken cancel = default)
+    public async Task<string> ExportTextAsync(CancellationToken cancel = default) =>
+        await ExportTextAsync(ExpositionFormat.PrometheusText, cancel).ConfigureAwait(false);
+
+    /// <summary>The exposition of one scrape in <paramref name="format"/>, without Kestrel.</summary>
+    public async Task<string> ExportTextAsync(ExpositionFormat format, CancellationToken cancel = default)
     {
         using var stream = new MemoryStream();
-        await WriteScrapeAsync(stream, cancel).ConfigureAwait(false);
+        await WriteScrapeAsync(stream, format, cancel).ConfigureAwait(false);
         return Encoding.UTF8.GetString(stream.GetBuffer(), 0, (int)stream.Length);
     }
 

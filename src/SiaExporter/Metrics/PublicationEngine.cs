@@ -38,7 +38,10 @@ internal static class PublicationEngine
         challenger > member && challenger - member > member / HysteresisDivisor;
 
     /// <summary>
-    /// The state after <paramref name="snapshot"/>. <paramref name="allowStructural"/> false means
+    /// The state after <paramref name="snapshot"/>. <paramref name="entriesRestartOnDrop"/>: a kernel
+    /// client entry that went down was evicted and recreated, so all of its value is new; a subnet
+    /// (false) that went down lost a member, and its other members' traffic is not new.
+    /// <paramref name="allowStructural"/> false means
     /// the new state must be restorable from the last persisted one (the state file could not be
     /// written): no client joins or leaves, no restarted entry or new map generation is taken in;
     /// values only grow. <paramref name="activity"/> must have observed the snapshot already.
@@ -52,7 +55,8 @@ internal static class PublicationEngine
         int topClients,
         TimeSpan idleTimeout,
         bool allowStructural,
-        bool growthIsSinceLastServed = true)
+        bool growthIsSinceLastServed = true,
+        bool entriesRestartOnDrop = true)
     {
         var lanes = previous.Lanes;
         if (lanes != PublicationState.LanesFor(snapshot.Classes))
@@ -120,7 +124,7 @@ internal static class PublicationEngine
             }
             var slots = snapshot.SlotsOf(index);
             var restarted = false;
-            for (var l = 0; l < lanes && !restarted; l++)
+            for (var l = 0; l < lanes && !restarted && entriesRestartOnDrop; l++)
                 restarted = Lane(slots, l) < member.Kernel[l];
             if (restarted && !allowStructural) continue; // frozen until the state can be written
             structural |= restarted;
@@ -128,7 +132,9 @@ internal static class PublicationEngine
             for (var l = 0; l < lanes; l++)
             {
                 var k = Lane(slots, l);
-                var growth = restarted ? k : k - member.Kernel[l];
+                // An entry that does not restart on a drop (a subnet losing a member) is re-based:
+                // a lane that went down grows by nothing this time.
+                var growth = restarted ? k : k > member.Kernel[l] ? k - member.Kernel[l] : 0;
                 member.Kernel[l] = k;
                 member.Pending[l] += growth;
                 changed |= growth != 0;

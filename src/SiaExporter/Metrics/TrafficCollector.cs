@@ -12,23 +12,26 @@ namespace SiaExporter.Metrics;
 /// per host, plus the kernel map's client count and overflow, and the publishing's own health.
 /// At every scrape it takes ONE snapshot and publishes it (see <see cref="PublicationEngine"/> for
 /// the rules). Updates are serialized on a lock, so snapshots are taken and published in order.
-/// A change of the published set is handed to <see cref="PublicationStateSaver"/>, which saves it
-/// off the scrape path; while a save fails, no client joins or leaves /metrics.
+/// The same snapshot, summed per subnet (<see cref="SubnetSnapshots"/>), is published under the
+/// same rules as sia_traffic_subnet_bytes_total. Each set is a <see cref="Publication"/> whose
+/// changes are saved off the scrape path; while a save fails, nothing joins or leaves that set.
 /// </summary>
 internal sealed class TrafficCollector
 {
     private static readonly string[] TrafficLabels = ["client", "port", "proto", "direction"];
     private static readonly string[] HostLabels = ["port", "proto", "direction"];
+    private static readonly string[] SubnetLabels = ["subnet", "port", "proto", "direction"];
     private const string OtherClient = "other";
 
-    private readonly CollectorOptions _options;
     private readonly Func<CounterSnapshot> _snapshots;
-    private readonly PublicationStateSaver _saver;
+    private readonly Publication _clientPublication;
+    private readonly Publication? _subnetPublication;
+    private readonly SubnetSnapshots? _subnets;
     private readonly ILogger _logger;
     private readonly Lock _gate = new();
-    private readonly ClientActivity _activity = new();
 
     private readonly Counter _bytes;
+    private readonly Counter _subnetBytes;
     private readonly Counter _packets;
     private readonly Counter _hostBytes;
     private readonly Counter _hostPackets;
@@ -41,31 +44,43 @@ internal sealed class TrafficCollector
 
     private readonly Dictionary<ClientAddress, ClientSeries> _series = new();
     private SlotSeries[]? _slotSeries;
+    private readonly Dictionary<ClientAddress, Counter.Child[]> _subnetSeries = new();
+    private Counter.Child[]? _otherSubnetSeries;
 
-    private PublicationState? _state;
-    private bool _restored; // _state came from the file and is not yet checked against a snapshot
     private CounterSnapshot? _last;
 
     private sealed record ClientSeries(Counter.Child[] Bytes, Counter.Child[] Packets);
 
     private sealed record SlotSeries(Counter.Child HostBytes, Counter.Child HostPackets, Counter.Child OtherBytes, Counter.Child OtherPackets);
 
-    /// <summary>Creates the traffic metrics on <paramref name="registry"/> and updates them before every collection.</summary>
+    /// <summary>Creates the traffic metrics on <paramref name="registry"/> and updates them before every collection.
+    /// <paramref name="subnetSaver"/> null: no subnet series (METRICS_TOP_SUBNETS=0).</summary>
     public static TrafficCollector Register(CollectorRegistry registry, CollectorOptions options, Func<CounterSnapshot> snapshots,
-        PublicationStateSaver saver, ILogger logger)
+        PublicationStateSaver saver, PublicationStateSaver? subnetSaver, ILogger logger)
     {
-        var collector = new TrafficCollector(registry, options, snapshots, saver, logger);
+        var collector = new TrafficCollector(registry, options, snapshots, saver, subnetSaver, logger);
         registry.AddBeforeCollectCallback(collector.Update);
         return collector;
     }
 
+    /// <summary>The prefix the subnet series use: SUBNET_PREFIX, or ANONYMIZE where it is coarser
+    /// (clients arrive already merged into that prefix).</summary>
+    public static Web.ClientPrefix EffectiveSubnetPrefix(CollectorOptions options) => new(
+        Math.Min(options.Metrics.SubnetPrefix.IPv4Bits, options.Anonymize.IPv4Bits),
+        Math.Min(options.Metrics.SubnetPrefix.IPv6Bits, options.Anonymize.IPv6Bits));
+
     private TrafficCollector(CollectorRegistry registry, CollectorOptions options, Func<CounterSnapshot> snapshots,
-        PublicationStateSaver saver, ILogger logger)
+        PublicationStateSaver saver, PublicationStateSaver? subnetSaver, ILogger logger)
     {
-        _options = options;
         _snapshots = snapshots;
-        _saver = saver;
         _logger = logger;
+        _clientPublication = new Publication("client", options.Ports, options.MetricsTopClients, options.ClientIdleTimeout, saver, logger);
+        if (subnetSaver is not null && options.Metrics.TopSubnets > 0)
+        {
+            _subnetPublication = new Publication("subnet", options.Ports, options.Metrics.TopSubnets, options.ClientIdleTimeout, subnetSaver, logger,
+                ofSubnets: true);
+            _subnets = new SubnetSnapshots(EffectiveSubnetPrefix(options));
+        }
         var f = Prometheus.Metrics.WithCustomRegistry(registry);
 
         _bytes = f.CreateCounter("sia_traffic_bytes_total",
@@ -75,6 +90,10 @@ internal sealed class TrafficCollector
         _packets = f.CreateCounter("sia_traffic_packets_total",
             "Frames exchanged with a client, per port class and direction; same client rule as sia_traffic_bytes_total.",
             TrafficLabels);
+        _subnetBytes = f.CreateCounter("sia_traffic_subnet_bytes_total",
+            "Ethernet frame bytes exchanged with a subnet (SUBNET_PREFIX: /24 for IPv4, /48 for IPv6), per port class and direction. " +
+            "Only the top METRICS_TOP_SUBNETS subnets have their own series, same rules as sia_traffic_bytes_total; subnet=\"other\" holds the rest, so the sum over subnet equals sia_traffic_host_bytes_total.",
+            SubnetLabels);
         _hostBytes = f.CreateCounter("sia_traffic_host_bytes_total",
             "Ethernet frame bytes of every client, per port class and direction, from the kernel's own total counter.",
             HostLabels);
@@ -93,15 +112,6 @@ internal sealed class TrafficCollector
             "operation");
         _counterReadErrors = errors.WithLabels("counter_read");
         _stateWriteErrors = errors.WithLabels("state_write");
-
-        var saved = PublicationStateFile.TryRead(saver.Path, out var problem);
-        if (problem is not null)
-            _logger.LogWarning("Ignoring the metrics state in {Path} ({Problem}); client series start afresh", saver.Path, problem);
-        if (saved is not null && saved.Ports == options.Ports.ToString() && saved.Lanes == PublicationState.LanesFor(options.Ports))
-        {
-            _state = saved;
-            _restored = true;
-        }
     }
 
     /// <summary>Every snapshot this collector publishes, in order, under its update lock: what the
@@ -133,7 +143,7 @@ internal sealed class TrafficCollector
             }
             LastSnapshotDuration = Stopwatch.GetElapsedTime(started);
             if (!ReferenceEquals(snapshot, _last)) Publish(snapshot);
-            _stateWriteErrors.IncTo(_saver.Failures);
+            _stateWriteErrors.IncTo(_clientPublication.Saver.Failures + (_subnetPublication?.Saver.Failures ?? 0));
             LastUpdateDuration = Stopwatch.GetElapsedTime(started);
             _scrapeDuration.Set(LastUpdateDuration.TotalSeconds);
         }
@@ -141,32 +151,15 @@ internal sealed class TrafficCollector
 
     private void Publish(CounterSnapshot snapshot)
     {
-        var lanes = PublicationState.LanesFor(snapshot.Classes);
-        var ports = snapshot.Classes.ToString();
-        if (_state is not null && (_state.Lanes != lanes || _state.Ports != ports))
-            throw new InvalidOperationException($"the counters' port classes ({ports}) differ from the published ones ({_state.Ports})");
-        if (_state is not null && _restored && _state.Generation != snapshot.Generation)
-        {
-            _logger.LogInformation("The counter maps were recreated ({Old} -> {New}): client series start afresh", _state.Generation, snapshot.Generation);
-            _state = null;
-        }
-        // After a restore the growth since the persisted state spans scrapes whose `other` the
-        // previous process already served: no client may take its whole value back from it then.
-        var growthIsSinceLastServed = !_restored;
-        _restored = false;
-        _state ??= new PublicationState(snapshot.Generation, ports, lanes);
         _slotSeries ??= CreateSlotSeries(snapshot.Classes);
-
-        // Until the last change of the published set is on disk, the set stays as it is: what is
-        // served must stay restorable from what was saved.
-        var saving = _saver.LastSaveFailed;
-        _activity.Observe(snapshot);
-        var (next, structural) = PublicationEngine.Advance(_state, snapshot, _activity, _options.MetricsTopClients, _options.ClientIdleTimeout,
-            allowStructural: !saving, growthIsSinceLastServed);
-        if (structural || saving) _saver.Offer(next);
-        _state = next;
+        var state = _clientPublication.Advance(snapshot);
         _last = snapshot;
-        Serve(next, snapshot);
+        Serve(state, snapshot);
+        if (_subnetPublication is not null)
+        {
+            var subnets = _subnets!.From(snapshot);
+            ServeSubnets(_subnetPublication.Advance(subnets), subnets.Classes);
+        }
         Published?.Invoke(snapshot);
     }
 
@@ -229,6 +222,44 @@ internal sealed class TrafficCollector
         _clients.Set(snapshot.Clients.Length);
         _publishedClients.Set(state.Clients.Count);
         _overflow.IncTo(state.OverflowPublished);
+    }
+
+    /// <summary>The subnet series: as for clients (series of subnets that left go first), bytes only.</summary>
+    private void ServeSubnets(PublicationState state, PortClassSet classes)
+    {
+        _otherSubnetSeries ??= CreateSubnetSeries("other", classes);
+        List<ClientAddress>? gone = null;
+        foreach (var subnet in _subnetSeries.Keys)
+            if (!state.Clients.ContainsKey(subnet)) (gone ??= []).Add(subnet);
+        if (gone is not null)
+            foreach (var subnet in gone)
+            {
+                foreach (var child in _subnetSeries[subnet]) child.Remove();
+                _subnetSeries.Remove(subnet);
+            }
+        for (var s = 0; s < _otherSubnetSeries.Length; s++) _otherSubnetSeries[s].IncTo(state.Other[2 * s]);
+        foreach (var subnet in state.Clients.Values)
+        {
+            if (!_subnetSeries.TryGetValue(subnet.Address, out var series))
+            {
+                series = CreateSubnetSeries(_subnets!.Prefix.Apply(subnet.Address), classes);
+                _subnetSeries.Add(subnet.Address, series);
+            }
+            for (var s = 0; s < series.Length; s++) series[s].IncTo(subnet.Published[2 * s]);
+        }
+    }
+
+    private Counter.Child[] CreateSubnetSeries(string label, PortClassSet classes)
+    {
+        var bytes = new Counter.Child[classes.SlotCount];
+        for (var c = 0; c < classes.Count; c++)
+        {
+            var port = classes.Classes[c].Port.ToString(CultureInfo.InvariantCulture);
+            var proto = classes.Classes[c].ProtocolLabel;
+            foreach (var direction in new[] { Direction.Down, Direction.Up })
+                bytes[PortClassSet.Slot(c, direction)] = _subnetBytes.WithLabels(label, port, proto, direction.Label());
+        }
+        return bytes;
     }
 
     private ClientSeries CreateClientSeries(ClientAddress address, PortClassSet classes)

@@ -8,27 +8,33 @@ using SiaExporter.Hosting;
 namespace SiaExporter.Web;
 
 /// <summary>
-/// Where and how /metrics is served: LISTEN_ADDRESS, and WEB_CONFIG_FILE's TLS, client
-/// certificates, basic auth and headers. One call on the builder does all of it:
+/// Where and how /metrics is served: LISTEN_ADDRESS (one or more addresses) or the sockets systemd
+/// passed (WEB_SYSTEMD_SOCKET), and WEB_CONFIG_FILE's TLS, client certificates, basic auth and
+/// headers. One call on the builder does all of it:
 /// <code>
 /// var web = options.WebConfigFile is null ? null : WebConfig.Load(options.WebConfigFile);
-/// builder.ConfigureCollectorEndpoint(ListenAddress.Parse(options.ListenAddress), web);
+/// builder.ConfigureCollectorEndpoint(Listeners.From(options.Web), web);
 /// </code>
 /// </summary>
 public static class CollectorEndpoint
 {
     private static readonly Oid ClientAuthentication = new("1.3.6.1.5.5.7.3.2", "Client Authentication");
 
+    /// <summary>One address, no socket activation (the tests' servers).</summary>
+    public static WebApplicationBuilder ConfigureCollectorEndpoint(this WebApplicationBuilder builder, ListenAddress listen, WebConfig? web) =>
+        builder.ConfigureCollectorEndpoint(new Listeners([listen], SystemdSockets: 0), web);
+
     /// <summary>
-    /// Makes Kestrel listen on <paramref name="listen"/> only (any URLs or Kestrel:Endpoints from
+    /// Makes Kestrel listen on <paramref name="listeners"/> only (any URLs or Kestrel:Endpoints from
     /// configuration or ASPNETCORE_URLS are dropped), in HTTPS only when <paramref name="web"/> has
     /// tls_server_config, and puts the headers + basic-auth middleware first in the pipeline of
     /// every path (through an <see cref="IStartupFilter"/>, so it runs before anything the app maps).
     /// Call it once; the WebConfig's warnings are logged when the app starts.
     /// </summary>
-    public static WebApplicationBuilder ConfigureCollectorEndpoint(this WebApplicationBuilder builder, ListenAddress listen, WebConfig? web)
+    public static WebApplicationBuilder ConfigureCollectorEndpoint(this WebApplicationBuilder builder, Listeners listeners, WebConfig? web)
     {
         ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(listeners);
         builder.WebHost.PreferHostingUrls(false);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
@@ -42,11 +48,17 @@ public static class CollectorEndpoint
                 options.Protocols = web.Http.Http2 ? HttpProtocols.Http1AndHttp2 : HttpProtocols.Http1;
                 options.UseHttps(HttpsOptions(tls));
             }
-            if (listen.Host is null) kestrel.ListenAnyIP(listen.Port, Configure);
-            else if (listen.Host == "localhost") kestrel.ListenLocalhost(listen.Port, Configure);
-            else kestrel.Listen(IPAddress.Parse(listen.Host), listen.Port, Configure);
+            // Socket activation: the descriptors from SD_LISTEN_FDS_START (3) on, as sd_listen_fds
+            // hands them over (LISTEN_PID and LISTEN_FDS checked by Kestrel).
+            if (listeners.SystemdSockets > 0) kestrel.UseSystemd(Configure);
+            foreach (var listen in listeners.Addresses)
+            {
+                if (listen.Host is null) kestrel.ListenAnyIP(listen.Port, Configure);
+                else if (listen.Host == "localhost") kestrel.ListenLocalhost(listen.Port, Configure);
+                else kestrel.Listen(IPAddress.Parse(listen.Host), listen.Port, Configure);
+            }
         });
-        builder.Services.AddSingleton<IStartupFilter>(new WebConfigStartupFilter(listen, web));
+        builder.Services.AddSingleton<IStartupFilter>(new WebConfigStartupFilter(listeners, web));
         return builder;
     }
 
@@ -143,23 +155,51 @@ internal sealed class WebConfigMiddleware(RequestDelegate next, WebConfig web, B
     }
 }
 
-internal sealed class WebConfigStartupFilter(ListenAddress listen, WebConfig? web) : IStartupFilter
+internal sealed class WebConfigStartupFilter(Listeners listeners, WebConfig? web) : IStartupFilter
 {
     public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
     {
         var logger = app.ApplicationServices.GetRequiredService<ILoggerFactory>().CreateLogger("SiaExporter.Web");
-        var where = $"{listen.Host ?? "*"}:{listen.Port}";
+        var where = listeners.ToString();
         if (web is null)
         {
-            logger.LogInformation("/metrics on http://{Address} (no WEB_CONFIG_FILE: no TLS, no password)", where);
+            logger.LogInformation("http on {Address} (no WEB_CONFIG_FILE: no TLS, no password)", where);
         }
         else
         {
             foreach (var warning in web.Warnings) logger.LogWarning("WEB_CONFIG_FILE: {Warning}", warning);
-            logger.LogInformation("/metrics on {Scheme}://{Address}; client certificates: {ClientAuth}; basic auth: {Users} user(s); config {File}",
+            logger.LogInformation("{Scheme} on {Address}; client certificates: {ClientAuth}; basic auth: {Users} user(s); config {File}",
                 web.Tls is null ? "http" : "https", where, web.Tls?.ClientAuthType.ToString() ?? "-", web.BasicAuthUsers.Count, web.Path);
             app.UseCollectorWebConfig(web);
         }
         next(app);
     };
+}
+
+/// <summary>
+/// What Kestrel listens on: the LISTEN_ADDRESS addresses, or (WEB_SYSTEMD_SOCKET) the sockets
+/// systemd passed, counted from LISTEN_FDS when LISTEN_PID is this process.
+/// </summary>
+public sealed record Listeners(IReadOnlyList<ListenAddress> Addresses, int SystemdSockets)
+{
+    /// <summary>The listeners <paramref name="options"/> ask for; <paramref name="environment"/> is the
+    /// process environment (LISTEN_PID, LISTEN_FDS). Socket activation without sockets is an operator error.</summary>
+    public static Listeners From(WebOptions options, Func<string, string?>? environment = null, int? processId = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (!options.SystemdSocket) return new Listeners(ListenAddress.ParseList(options.ListenAddress), 0);
+        var env = environment ?? Environment.GetEnvironmentVariable;
+        var pid = (processId ?? Environment.ProcessId).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var count = env("LISTEN_PID") == pid
+            && int.TryParse(env("LISTEN_FDS"), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n)
+            ? n : 0;
+        if (count <= 0)
+            throw new OperatorException("WEB_SYSTEMD_SOCKET is on but systemd passed no socket (LISTEN_FDS/LISTEN_PID not set for this process)",
+                "start the daemon through collector.socket (`systemctl enable --now collector.socket`), or turn WEB_SYSTEMD_SOCKET off to use LISTEN_ADDRESS");
+        return new Listeners([], count);
+    }
+
+    public override string ToString() =>
+        SystemdSockets > 0 ? $"{SystemdSockets} socket(s) from systemd"
+        : string.Join(", ", Addresses.Select(a => a.Host is null ? $"*:{a.Port}" : a.ToString()));
 }

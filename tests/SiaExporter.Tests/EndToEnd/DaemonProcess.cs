@@ -57,24 +57,31 @@ internal sealed partial class DaemonProcess : IDisposable
     }
 
     /// <param name="extraArgs">More flags after the standard ones; a repeated flag overrides
-    /// (e.g. --sqlite-path elsewhere, --flush-interval 5s).</param>
+    /// (e.g. --sqlite-path elsewhere, --flush-interval 5s), except --listen-address, which adds.</param>
+    /// <param name="telemetryPath">Passed as --web.telemetry-path when not /metrics; <see cref="MetricsUri"/> uses it.</param>
+    /// <param name="systemdSocket">Started by systemd-socket-activate listening on the port, with
+    /// --web.systemd-socket: the daemon serves on the socket it is handed.</param>
     public static DaemonProcess Start(TestNetwork net, string xdpMode = "native", TimeSpan? readyWithin = null,
-        IReadOnlyList<string>? extraArgs = null)
+        IReadOnlyList<string>? extraArgs = null, string telemetryPath = "/metrics", bool systemdSocket = false)
     {
         var state = StateDirectoryOf(net);
         var config = ConfigFileOf(net);
         var port = FreeLoopbackPort();
         var binary = BinaryPath;
         var log = new StringBuilder();
-        var process = Shell.Start(binary,
-            [
-                "run", "--config", config, "--interface", net.HostInterface, "--pin-directory", net.PinDirectory,
-                "--sqlite-path", Path.Combine(state, "traffic.db"), "--state-directory", state,
-                "--bpf-object", TestObject.Path, "--listen-address", $"127.0.0.1:{port}", "--xdp-mode", xdpMode,
-                .. extraArgs ?? [],
-            ],
-            onLine: line => { lock (log) log.AppendLine(line); });
-        var daemon = new DaemonProcess(process, log, new Uri($"http://127.0.0.1:{port}/metrics"));
+        string[] daemonArgs =
+        [
+            "run", "--config", config, "--interface", net.HostInterface, "--pin-directory", net.PinDirectory,
+            "--sqlite-path", Path.Combine(state, "traffic.db"), "--state-directory", state,
+            "--bpf-object", TestObject.Path, "--xdp-mode", xdpMode,
+            .. systemdSocket ? ["--web.systemd-socket"] : new[] { "--listen-address", $"127.0.0.1:{port}" },
+            .. telemetryPath == "/metrics" ? [] : new[] { "--web.telemetry-path", telemetryPath },
+            .. extraArgs ?? [],
+        ];
+        var process = systemdSocket
+            ? Shell.Start("systemd-socket-activate", ["-l", $"127.0.0.1:{port}", binary, .. daemonArgs], onLine: line => { lock (log) log.AppendLine(line); })
+            : Shell.Start(binary, daemonArgs, onLine: line => { lock (log) log.AppendLine(line); });
+        var daemon = new DaemonProcess(process, log, new Uri($"http://127.0.0.1:{port}{telemetryPath}"));
         try
         {
             daemon.WaitUntilAttached(net, readyWithin ?? TimeSpan.FromSeconds(30));
@@ -104,6 +111,10 @@ internal sealed partial class DaemonProcess : IDisposable
                 last = string.Join(", ", attached.Select(a => $"{a.Labels.GetValueOrDefault("hook")}={a.Value}"));
             }
             catch (HttpRequestException e)
+            {
+                last = e.Message;
+            }
+            catch (TaskCanceledException e) // the request timed out (a socket-activated daemon still starting)
             {
                 last = e.Message;
             }

@@ -27,8 +27,13 @@ public sealed class PrometheusEndToEndTests(ITestOutputHelper output)
         var state = DaemonProcess.StateDirectoryOf(net);
         try
         {
-            using var daemon = DaemonProcess.Start(net, extraArgs: ["--flush-interval", "5s", "--log-interval", "2s"]);
-            using var prometheus = await PrometheusServer.StartAsync($"127.0.0.1:{daemon.MetricsUri.Port}");
+            // hostd's API replayed beside it: the "hostd vs wire" rules and panels get a payload side,
+            // and the daemon reads its syncer peers (set once the traffic's clients are known).
+            using var hostd = new HostdReplay(DashboardTests.HostdPassword, DashboardTests.FakeHostdRates);
+            using var daemon = DaemonProcess.Start(net, extraArgs: ["--flush-interval", "5s", "--log-interval", "2s",
+                "--hostd-api-url", hostd.ApiUrl, "--hostd-api-password", DashboardTests.HostdPassword, "--hostd-poll-interval", "1s"]);
+            using var prometheus = await PrometheusServer.StartAsync($"127.0.0.1:{daemon.MetricsUri.Port}",
+                hostd: (hostd.Target, DashboardTests.HostdPassword));
             await prometheus.WaitUntilAsync(async () => (await prometheus.VectorAsync($"up{{job=\"{PrometheusServer.Job}\"}} == 1")).Count == 1,
                 TimeSpan.FromSeconds(15), () => $"no successful scrape of {prometheus.Target}:\n{prometheus.Log}");
             output.WriteLine($"{net.Name}: daemon pid {daemon.Pid} on {daemon.MetricsUri}, Prometheus up after {sw.Elapsed.TotalSeconds:F1} s");
@@ -37,6 +42,8 @@ public sealed class PrometheusEndToEndTests(ITestOutputHelper output)
             var run = TruthRun.Record(net, TrafficPlan.Standard(net, scaleKb: 100));
             truth.Add(run.Truth);
             run.DeletePcap();
+            hostd.Peers = truth.Counted.Keys.Where(k => k.Class.Port == 9981).Select(k => k.Client).Distinct()
+                .Select(c => new HostdReplay.Peer(c.IsIPv4 ? $"{c}:9981" : $"[{c}]:9981", Inbound: true, "2.0.0")).ToList();
             output.WriteLine($"traffic done after {sw.Elapsed.TotalSeconds:F1} s: {truth}");
             output.WriteLine(TruthComparison.Table(truth.Counted));
 

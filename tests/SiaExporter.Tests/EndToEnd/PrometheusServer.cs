@@ -41,13 +41,36 @@ internal sealed class PrometheusServer : IDisposable
         get { lock (_log) return _log.ToString(); }
     }
 
-    /// <summary>Starts Prometheus scraping <paramref name="target"/> (host:port, /metrics) and waits until /-/ready.</summary>
-    public static async Task<PrometheusServer> StartAsync(string target, TimeSpan? readyWithin = null)
+    /// <summary>The job name of hostd's API, as in prometheus/prometheus.yml.</summary>
+    public const string HostdJob = "hostd";
+
+    /// <summary>Starts Prometheus scraping <paramref name="target"/> (host:port, /metrics) and waits until /-/ready.
+    /// With <paramref name="hostd"/>, a second job "hostd" scrapes it the way prometheus/prometheus.yml
+    /// does (/api/metrics?response=prometheus, basic auth with the API password from a file).</summary>
+    public static async Task<PrometheusServer> StartAsync(string target, TimeSpan? readyWithin = null, (string Target, string Password)? hostd = null)
     {
         var binary = OpsTools.Require("prometheus");
         var tmp = Directory.CreateTempSubdirectory("sia-prom-");
         var port = DashboardTests.FreePort();
         var config = Path.Combine(tmp.FullName, "prometheus.yml");
+        var hostdJob = "";
+        if (hostd is { } h)
+        {
+            var passwordFile = Path.Combine(tmp.FullName, "hostd-api.password");
+            File.WriteAllText(passwordFile, h.Password);
+            hostdJob = $"""
+
+                  - job_name: {HostdJob}
+                    metrics_path: /api/metrics
+                    params:
+                      response: [prometheus]
+                    basic_auth:
+                      username: prometheus
+                      password_file: '{passwordFile}'
+                    static_configs:
+                      - targets: ['{h.Target}']
+                """;
+        }
         File.WriteAllText(config, $"""
             global:
               scrape_interval: 1s
@@ -59,7 +82,7 @@ internal sealed class PrometheusServer : IDisposable
               - job_name: {Job}
                 static_configs:
                   - targets: ['{target}']
-            """);
+            """ + hostdJob + "\n");
         var log = new StringBuilder();
         var process = Shell.Start(binary,
             [$"--config.file={config}", $"--storage.tsdb.path={Path.Combine(tmp.FullName, "data")}", $"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],

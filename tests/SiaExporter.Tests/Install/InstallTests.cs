@@ -47,6 +47,28 @@ public sealed class InstallTests(ITestOutputHelper output)
     }
 
     [SystemdAnalyzeFact]
+    public void Socket_unit_verifies_with_the_service_without_a_single_warning()
+    {
+        Assert.True(InstallTools.SystemdAnalyze is not null, "systemd-analyze is missing (CI=true: this must run)");
+        var dir = Directory.CreateTempSubdirectory("ins-unit-");
+        try
+        {
+            var service = UnitCopy(dir.FullName);
+            var socket = Path.Combine(dir.FullName, "collector.socket");
+            File.Copy(Path.Combine(OpsTools.RepoRoot, "collector.socket"), socket);
+            Assert.Contains("Service=collector.service", File.ReadAllText(socket));
+            var r = Shell.Exec("systemd-analyze", ["verify", socket, service], timeout: TimeSpan.FromMinutes(5));
+            output.WriteLine(r.All);
+            Assert.Equal(0, r.ExitCode);
+            Assert.Equal("", r.All.Trim());
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    [SystemdAnalyzeFact]
     public void Unit_exposure_stays_low_with_only_the_capabilities_the_daemon_needs()
     {
         Assert.True(InstallTools.SystemdAnalyze is not null, "systemd-analyze is missing (CI=true: this must run)");
@@ -100,6 +122,7 @@ public sealed class InstallTests(ITestOutputHelper output)
             Assert.Equal(File.ReadAllText(Path.Combine(OpsTools.RepoRoot, "collector.env.example")), File.ReadAllText(config));
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(config));
             Assert.Contains("ExecStart=/usr/local/bin/collector run", File.ReadAllText(Path.Combine(dest, "etc/systemd/system/collector.service")));
+            Assert.Contains("ListenStream=10981", File.ReadAllText(Path.Combine(dest, "etc/systemd/system/collector.socket")));
 
             // A second install never overwrites the operator's settings.
             File.AppendAllText(config, "LOG_TOP=7\n");

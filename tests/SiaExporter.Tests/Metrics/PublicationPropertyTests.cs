@@ -14,7 +14,12 @@ namespace SiaExporter.Tests.Metrics;
 public sealed class PublicationPropertyTests
 {
     private static readonly string[] Monotonic =
-        ["sia_traffic_bytes_total", "sia_traffic_packets_total", "sia_traffic_host_bytes_total", "sia_traffic_host_packets_total", "sia_exporter_map_overflow_total"];
+        ["sia_traffic_bytes_total", "sia_traffic_packets_total", "sia_traffic_host_bytes_total", "sia_traffic_host_packets_total", "sia_exporter_map_overflow_total",
+         "sia_traffic_subnet_bytes_total"];
+
+    /// <summary>Subnets small enough that several pool clients share one (/22 of 10.x.y.z, /124 of 2001:db8::i).</summary>
+    private static readonly SiaExporter.Web.ClientPrefix Subnet = new(22, 124);
+    private const int TopSubnets = 6;
 
     [Theory]
     [InlineData(1)]
@@ -27,7 +32,13 @@ public sealed class PublicationPropertyTests
         var saverKeepsUp = new Random(seed + 1000);
         using var dir = new TempDir();
         var idle = TimeSpan.FromSeconds(300);
-        var options = TestOptions.For(dir.Path, top: 8, idle: idle);
+        var basic = TestOptions.For(dir.Path, top: 8, idle: idle);
+        var options = new CollectorOptions
+        {
+            SiaHostname = basic.SiaHostname,
+            Clients = basic.Clients,
+            Metrics = basic.Metrics with { TopSubnets = TopSubnets, SubnetPrefix = Subnet },
+        };
         var kernel = new KernelModel();
         var pool = Enumerable.Range(0, 400).Select(i => i % 3 == 0
             ? ClientAddress.Parse($"2001:db8::{i:x}")
@@ -37,7 +48,7 @@ public sealed class PublicationPropertyTests
         var activeSince = kernel.Now; // the exporter knows no activity from before its start
         Exposition? previous = null;
         var freshStart = true;
-        int restarts = 0, recreations = 0, evictions = 0, returns = 0, maxPublished = 0;
+        int restarts = 0, recreations = 0, evictions = 0, returns = 0, maxPublished = 0, maxSubnets = 0, subnetGrowthChecked = 0;
         var evicted = new HashSet<ClientAddress>();
 
         for (var step = 0; step < 400; step++)
@@ -100,7 +111,8 @@ public sealed class PublicationPropertyTests
             }
             if (restart)
             {
-                await exporter.StateSaver.StopAsync(CancellationToken.None); // the host stops it: the final save
+                await exporter.StateSaver.StopAsync(CancellationToken.None); // the host stops them: the final saves
+                await exporter.SubnetStateSaver!.StopAsync(CancellationToken.None);
                 exporter = new MetricsExporter(options, kernel.Snapshot, null, null, processMetrics: false);
                 activeSince = kernel.Now;
                 restarts++;
@@ -116,7 +128,12 @@ public sealed class PublicationPropertyTests
 
             var now = new Exposition(await exporter.ExportTextAsync());
             if (saverKeepsUp.Next(3) > 0) exporter.StateSaver.SavePending(); // else the changes pile up until the stop
+            if (saverKeepsUp.Next(3) > 0) exporter.SubnetStateSaver!.SavePending();
             CheckSums(now, kernel.Classes, host, $"seed {seed} step {step}");
+            CheckSubnetSums(now, kernel.Classes, $"seed {seed} step {step}");
+            var shownSubnets = now.Of("sia_traffic_subnet_bytes_total").Select(s => s.Labels["subnet"]).Where(c => c != "other").Distinct().Count();
+            Assert.True(shownSubnets <= TopSubnets, $"step {step}: {shownSubnets} subnets shown");
+            maxSubnets = Math.Max(maxSubnets, shownSubnets);
             if (previous is not null && !freshStart) CheckNothingWentDown(previous, now, $"seed {seed} step {step}");
             var shownClients = now.Of("sia_traffic_bytes_total").Select(s => s.Labels["client"]).Where(c => c != "other").Distinct().ToList();
             Assert.True(shownClients.Count <= options.MetricsTopClients, $"step {step}: {shownClients.Count} clients shown");
@@ -142,14 +159,47 @@ public sealed class PublicationPropertyTests
                         $"seed {seed} step {step}: {key} grew by {value - before}, the client sent {expected}");
                 }
             }
+            // A subnet shown before and now grew by exactly its clients' traffic of the step, unless
+            // one of its clients was evicted in this step (that client's last traffic is lost, as
+            // for a client) or the exporter restarted (it re-bases what it cannot know).
+            if (previous is not null && !freshStart && !restart)
+            {
+                var touched = evictedNow.Select(Subnet.Apply).ToHashSet();
+                foreach (var (key, labels, value) in now.Of("sia_traffic_subnet_bytes_total"))
+                {
+                    if (labels["subnet"] == "other" || touched.Contains(labels["subnet"]) || !previous.Values.TryGetValue(key, out var before)) continue;
+                    var slot = PortClassSet.Slot(kernel.Classes.IndexOf(PortClass.Parse(labels["port"] + "/" + labels["proto"])), labels["direction"] == "up" ? Direction.Up : Direction.Down);
+                    var expected = added.Where(a => Subnet.Apply(a.Key) == labels["subnet"]).Aggregate(0UL, (sum, a) => sum + a.Value[2 * slot]);
+                    Assert.True(Exposition.Exact(value) - Exposition.Exact(before) == expected,
+                        $"seed {seed} step {step}: {key} grew by {value - before}, its clients sent {expected}");
+                    subnetGrowthChecked++;
+                }
+            }
             maxPublished = Math.Max(maxPublished, shownClients.Count);
             previous = now;
             freshStart = false;
         }
 
         // The history must have exercised what it claims to.
-        Assert.True(restarts >= 3 && recreations >= 1 && evictions >= 10 && returns >= 1 && maxPublished == options.MetricsTopClients,
-            $"restarts {restarts}, recreations {recreations}, evictions {evictions}, returns {returns}, max shown {maxPublished}");
+        Assert.True(restarts >= 3 && recreations >= 1 && evictions >= 10 && returns >= 1 && maxPublished == options.MetricsTopClients
+                && maxSubnets == TopSubnets && subnetGrowthChecked > 500,
+            $"restarts {restarts}, recreations {recreations}, evictions {evictions}, returns {returns}, max shown {maxPublished}, " +
+            $"max subnets {maxSubnets}, subnet growths checked {subnetGrowthChecked}");
+    }
+
+    /// <summary>Σ over subnet (with "other") of sia_traffic_subnet_bytes_total == sia_traffic_host_bytes_total, per class and direction.</summary>
+    internal static void CheckSubnetSums(Exposition e, PortClassSet classes, string where)
+    {
+        for (var c = 0; c < classes.Count; c++)
+            foreach (var direction in new[] { Direction.Down, Direction.Up })
+            {
+                var labels = new[] { ("port", classes.Classes[c].Port.ToString()), ("proto", classes.Classes[c].ProtocolLabel), ("direction", direction.Label()) };
+                var hostValue = Exposition.Exact(e.Value("sia_traffic_host_bytes_total", labels));
+                ulong sum = 0;
+                foreach (var s in e.Of("sia_traffic_subnet_bytes_total").Where(s => labels.All(l => s.Labels[l.Item1] == l.Item2)))
+                    sum += Exposition.Exact(s.Value);
+                Assert.True(sum == hostValue, $"{where}: Σ sia_traffic_subnet_bytes_total {classes.Classes[c]} {direction.Label()} = {sum}, host = {hostValue}");
+            }
     }
 
     internal static void CheckSums(Exposition e, PortClassSet classes, ulong[]? expectedHost, string where)

@@ -24,6 +24,7 @@ public sealed partial class DashboardTests(ITestOutputHelper output)
         "sia_exporter_build_info", "sia_exporter_sqlite_last_success_timestamp_seconds", "sia_exporter_sqlite_flush_failures_total",
         "sia_exporter_scrape_duration_seconds", "sia_exporter_bpf_run_time_seconds_total", "sia_exporter_bpf_runs_total", "up",
         "sia_exporter_unconfirmed_sources", "sia_exporter_unconfirmed_evicted_packets_total", "sia_exporter_unconfirmed_evicted_bytes_total",
+        "sia_traffic_subnet_bytes_total", "sia_client_info", "sia_exporter_hostd_api_up",
     ];
 
     [GeneratedRegex(@"^\s*-\s*record:\s*(\S+)", RegexOptions.Multiline)]
@@ -59,6 +60,23 @@ public sealed partial class DashboardTests(ITestOutputHelper output)
             Assert.True(ds is "${DS_PROMETHEUS}" or "-- Grafana --" or "sia-traffic", $"hard-coded datasource uid {ds}");
     }
 
+    [Fact]
+    public void Requires_lists_grafana_the_datasource_and_every_panel_type_used()
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(DashboardQueries.DashboardPath));
+        var requires = doc.RootElement.GetProperty("__requires").EnumerateArray()
+            .Select(r => $"{r.GetProperty("type").GetString()}:{r.GetProperty("id").GetString()}").ToHashSet();
+        Assert.Contains("grafana:grafana", requires);
+        Assert.Contains("datasource:prometheus", requires);
+        var used = doc.RootElement.GetProperty("panels").EnumerateArray().Select(p => p.GetProperty("type").GetString()!)
+            .Where(t => t != "row").ToHashSet();
+        foreach (var type in used) Assert.Contains($"panel:{type}", requires);
+        // The fleet overview row is there, with one line per instance.
+        var titles = doc.RootElement.GetProperty("panels").EnumerateArray().Select(p => p.GetProperty("title").GetString()!).ToList();
+        Assert.Contains(titles, t => t.StartsWith("Fleet overview", StringComparison.Ordinal));
+        Assert.Contains("hostd vs wire", titles);
+    }
+
     /// <summary>SIA_OPS_SCRAPE_TARGET=host:port scrapes a real daemon instead of the fake exposition;
     /// then empty results are only reported unless SIA_OPS_REQUIRE_DATA=1. (The end-to-end
     /// PrometheusEndToEndTests runs the same check against a real daemon counting real traffic.)</summary>
@@ -68,7 +86,8 @@ public sealed partial class DashboardTests(ITestOutputHelper output)
         var realTarget = Environment.GetEnvironmentVariable("SIA_OPS_SCRAPE_TARGET");
         var requireData = string.IsNullOrEmpty(realTarget) || Environment.GetEnvironmentVariable("SIA_OPS_REQUIRE_DATA") == "1";
         using var exposition = string.IsNullOrEmpty(realTarget) ? new FakeExporter() : null;
-        using var prometheus = await PrometheusServer.StartAsync(realTarget ?? $"127.0.0.1:{exposition!.Port}");
+        using var hostd = new HostdReplay(HostdPassword, FakeHostdRates);
+        using var prometheus = await PrometheusServer.StartAsync(realTarget ?? $"127.0.0.1:{exposition!.Port}", hostd: (hostd.Target, HostdPassword));
         await CheckEveryExpressionAsync(prometheus, output, _ => requireData);
     }
 
@@ -119,6 +138,14 @@ public sealed partial class DashboardTests(ITestOutputHelper output)
         Assert.True(bad.Count == 0, string.Join("\n", bad));
         return results;
     }
+
+    internal const string HostdPassword = "hostd api password";
+
+    /// <summary>hostd payload a little below the fake exporter's wire rates (about 1.06 wire bytes
+    /// per payload byte, as bulk TCP measures): 9981 carries 360,000 B/s down and twice that up,
+    /// 9984 tcp+udp 1,016,000 B/s down and twice that up.</summary>
+    internal static readonly HostdReplay.PayloadRates FakeHostdRates = new(
+        RhpIngress: 960_000, RhpEgress: 1_920_000, SyncerIngress: 340_000, SyncerEgress: 680_000);
 
     internal static int FreePort()
     {
@@ -190,6 +217,17 @@ public sealed partial class DashboardTests(ITestOutputHelper output)
                     foreach (var dir in new[] { "down", "up" })
                         sb.Append($"sia_traffic_host_{metric}_total{{port=\"{Classes[c].Port}\",proto=\"{Classes[c].Proto}\",direction=\"{dir}\"}} {F(Clients.Sum(x => Math.Floor((1e9 + x.Rate[c] * (dir == "up" ? 2 : 1) * t) * perByte)))}\n");
             }
+            // Subnets: the two named clients' /24 and /48, and other, summing to the host totals.
+            Family("sia_traffic_subnet_bytes_total", "counter", "Sia traffic bytes per subnet, port class and direction.");
+            for (var c = 0; c < Classes.Length; c++)
+                foreach (var dir in new[] { "down", "up" })
+                    foreach (var ((client, rate), subnet) in Clients.Zip(new[] { "203.0.113.0/24", "2001:db8::/48", "other" }))
+                        sb.Append($"sia_traffic_subnet_bytes_total{{subnet=\"{subnet}\",port=\"{Classes[c].Port}\",proto=\"{Classes[c].Proto}\",direction=\"{dir}\"}} {F(Math.Floor(1e9 + rate[c] * (dir == "up" ? 2 : 1) * t))}\n");
+            // hostd (HOSTD_API_URL) lists the first client as a syncer peer.
+            Family("sia_client_info", "gauge", "Clients hostd lists as syncer peers.");
+            sb.Append("sia_client_info{client=\"203.0.113.7\",role=\"syncer_peer\",version=\"2.0.0\"} 1\n");
+            Family("sia_exporter_hostd_api_up", "gauge", "1 when hostd's API could be read.");
+            sb.Append("sia_exporter_hostd_api_up 1\n");
             Family("sia_exporter_clients", "gauge", "Clients in the kernel map.");
             sb.Append("sia_exporter_clients 2\n");
             Family("sia_exporter_map_capacity", "gauge", "Kernel map capacity.");

@@ -47,3 +47,14 @@ public sealed class RequiresToolsFactAttribute : FactAttribute
             Skip = $"{string.Join(", ", missing)} not installed (apt-get install prometheus); a failure when CI=true";
     }
 }
+
+/// <summary>The theory form of <see cref="RequiresToolsFactAttribute"/>.</summary>
+public sealed class RequiresToolsTheoryAttribute : TheoryAttribute
+{
+    public RequiresToolsTheoryAttribute(params string[] tools)
+    {
+        var missing = tools.Where(t => OpsTools.Find(t) is null).ToArray();
+        if (missing.Length > 0 && !OpsTools.IsCi)
+            Skip = $"{string.Join(", ", missing)} not installed (apt-get install prometheus); a failure when CI=true";
+    }
+}

@@ -17,12 +17,27 @@ public sealed class PrometheusRulesTests(ITestOutputHelper output)
         Assert.True(code == 0, $"promtool check rules failed (exit {code}):\n{text}");
     }
 
-    [RequiresToolsFact("promtool")]
-    public void Rule_unit_tests_pass()
+    /// <summary>Every file of prometheus/tests (rules_test.yml, hostd_crosscheck_test.yml, ...).</summary>
+    private static List<string> RuleTestFileNames() =>
+        Directory.GetFiles(Path.Combine(PromDir, "tests"), "*.yml").Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList()!;
+
+    public static TheoryData<string> RuleTestFiles() => new(RuleTestFileNames());
+
+    [RequiresToolsTheory("promtool")]
+    [MemberData(nameof(RuleTestFiles))]
+    public void Rule_unit_tests_pass(string file)
     {
-        var (code, text) = OpsTools.Run(OpsTools.Require("promtool"), PromDir, Timeout, "test", "rules", Path.Combine("tests", "rules_test.yml"));
+        var (code, text) = OpsTools.Run(OpsTools.Require("promtool"), PromDir, Timeout, "test", "rules", Path.Combine("tests", file));
         output.WriteLine(text);
-        Assert.True(code == 0, $"promtool test rules failed (exit {code}):\n{text}");
+        Assert.True(code == 0, $"promtool test rules {file} failed (exit {code}):\n{text}");
+    }
+
+    [Fact]
+    public void Both_rule_test_files_are_found()
+    {
+        var files = RuleTestFileNames();
+        Assert.Contains("rules_test.yml", files);
+        Assert.Contains("hostd_crosscheck_test.yml", files);
     }
 
     [RequiresToolsFact("promtool")]

@@ -15,7 +15,7 @@ namespace SiaExporter.Tests.Settings;
 public sealed class SettingsTableTests
 {
     private static readonly Type[] ComponentRecords =
-        [typeof(KernelOptions), typeof(ClientOptions), typeof(WebOptions), typeof(MetricsOptions), typeof(DatabaseOptions), typeof(LogOptions), typeof(ApiOptions)];
+        [typeof(KernelOptions), typeof(ClientOptions), typeof(WebOptions), typeof(MetricsOptions), typeof(DatabaseOptions), typeof(LogOptions), typeof(ApiOptions), typeof(HostdOptions)];
 
     [Fact]
     public void Every_property_of_every_component_record_is_fed_by_exactly_one_setting()
