@@ -28,6 +28,21 @@ internal static unsafe class BpfFileSystem
         logger.LogInformation("mounted the BPF filesystem at {MountPoint}", mountPoint);
     }
 
+    /// <summary>Creates a pin directory, or says in one line why it cannot (a read-only bpffs under a
+    /// hardened unit, a file in the way) instead of an unhandled exception.</summary>
+    public static void CreatePinDirectory(string directory)
+    {
+        try
+        {
+            Directory.CreateDirectory(directory);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new OperatorException($"cannot create the pin directory {directory}: {e.Message}",
+                "make it writable (collector.service: ReadWritePaths=-/sys/fs/bpf/collector and its ExecStartPre mkdir; a drop-in must change both for another PIN_DIRECTORY), or set PIN_DIRECTORY to a directory on a writable bpffs", e);
+        }
+    }
+
     /// <summary>The bpffs mount a pin path lives on: /sys/fs/bpf for /sys/fs/bpf/collector.</summary>
     public static string MountPointOf(string pinDirectory)
     {

@@ -203,7 +203,7 @@ internal sealed unsafe class CollectorObject : IDisposable
         ObjectMap clients, ObjectMap aggregates, ObjectMap classInfo, ObjectMap pending)
     {
         BpfFileSystem.EnsureMounted(logger, BpfFileSystem.MountPointOf(pinDirectory));
-        Directory.CreateDirectory(pinDirectory);
+        BpfFileSystem.CreatePinDirectory(pinDirectory);
         var wanted = new Dictionary<string, MapShape>(StringComparer.Ordinal)
         {
             [BpfConstants.MapClients] = MapShape.Of(clients),

@@ -40,7 +40,7 @@ internal sealed class HookAttachments : IDisposable
             throw new OperatorException("no interface to attach to", "set INTERFACE (see `ip link`)");
         var resolved = interfaces.Distinct(StringComparer.Ordinal).Select(name => (Name: name, IfIndex: IfIndexOf(name))).ToArray();
         var linksDirectory = collector.Options.PinDirectory is { } pinDirectory ? LinksDirectory(pinDirectory) : null;
-        if (linksDirectory is not null) Directory.CreateDirectory(linksDirectory);
+        if (linksDirectory is not null) BpfFileSystem.CreatePinDirectory(linksDirectory);
 
         var attacher = new Attacher(collector, linksDirectory, tcAttach, logger);
         var attachments = new List<HookAttachment>();

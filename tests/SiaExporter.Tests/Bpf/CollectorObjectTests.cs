@@ -115,6 +115,25 @@ public sealed class CollectorObjectTests
     }
 
     [KernelFact]
+    public void A_read_only_pin_directory_is_one_operator_line_not_a_crash()
+    {
+        // What a unit without ReadWritePaths on the pin directory sees: bpffs mounted read-only.
+        var mount = Directory.CreateTempSubdirectory("sxt-robpffs-").FullName;
+        Shell.Run("mount", "-t", "bpf", "-o", "ro", "bpffs", mount);
+        try
+        {
+            var e = Assert.Throws<OperatorException>(() => CollectorObject.Load(TestObject.Options(Path.Combine(mount, "collector")), new ListLogger()));
+            Assert.Contains("cannot create the pin directory", e.Message);
+            Assert.Contains("PIN_DIRECTORY", e.WhatToDo);
+        }
+        finally
+        {
+            Shell.TryRun("umount", mount);
+            Directory.Delete(mount);
+        }
+    }
+
+    [KernelFact]
     public void Missing_object_names_the_path_and_make_build()
     {
         var options = TestObject.Options() with { ObjectPath = "/nonexistent/natdev/collector.bpf.o" };

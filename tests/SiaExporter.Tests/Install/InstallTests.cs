@@ -97,7 +97,7 @@ public sealed class InstallTests(ITestOutputHelper output)
         Assert.Equal("notify", Value("Type"));
         Assert.Equal("-/etc/collector.env", Value("EnvironmentFile"));
         Assert.Equal("strict", Value("ProtectSystem"));
-        Assert.Equal(["/sys/fs/bpf", "/var/lib/collector"], Value("ReadWritePaths").Split(' ').Order());
+        Assert.Equal(["-/sys/fs/bpf/collector", "/var/lib/collector"], Value("ReadWritePaths").Split(' ').Order(StringComparer.Ordinal));
         Assert.Equal("AF_UNIX AF_INET AF_INET6 AF_NETLINK", Value("RestrictAddressFamilies"));
         Assert.Contains("bpf", Value("SystemCallFilter").Split(' '));
         Assert.DoesNotContain(unit, l => l.StartsWith("ProtectProc=", StringComparison.Ordinal)); // dotnet/runtime#125368
