@@ -4,14 +4,22 @@
  * counters for a Sia host.
  *
  *   xdp_ingress  (XDP)        DOWN: frames received, one frame per packet
+ *   xdp_rx_vlan  (XDP)        the same, device-bound, adding tags the NIC stripped
  *   tc_egress    (tc / TCX)   UP:   frames sent, GSO-exact via wire_len
  *   tc_ingress   (tc / TCX)   DOWN fallback where native XDP is unavailable
+ *   qdisc_drop   (tp_btf)     UP dropped by a qdisc after tc_egress counted it (qdiscdrops.h)
+ *   tc_egress_l3, tc_ingress_l3  the same two on links without a link header
+ *                (tun, WireGuard, PPP, raw IP): they count IP packet bytes
  *
- * All three share one parser (Ethernet, up to two VLAN tags, IPv4 with options,
- * IPv6 with extension headers, TCP/UDP) and one classifier: a frame is counted
+ * All share one parser (the link header as linktypes.h says: Ethernet, up to
+ * two VLAN tags, PPPoE sessions, or none; IPv4 with options, IPv6 with
+ * extension headers, TCP/UDP) and one classifier: a frame is counted
  * only if the host's own port, or failing that the remote port, is in the
  * `port_classes` table. Frames that are not counted touch no map except that
- * one array lookup, so SSH, DNS and scanners never enter `clients`.
+ * one array lookup, so SSH, DNS and scanners never enter `clients`. Every
+ * program counts a classified frame through the same back end, count() in
+ * clients.h: only a confirmed address has a `clients` entry (the host's own
+ * egress confirms it, on every link kind), the others count in `pending`.
  *
  * Everything here must stay in step with collector.h (the contract with the
  * daemon); see there for the meaning of every map.
@@ -109,11 +117,6 @@ struct collector_btf_anchor {
 };
 struct collector_btf_anchor btf_anchor SEC(".bss");
 
-struct vlanhdr {
-	__be16 tci;
-	__be16 encap_proto;
-};
-
 /* IPv6 extension header numbers (linux/in6.h would pull in libc headers). */
 #define NEXTHDR_HOP 0
 #define NEXTHDR_ROUTING 43
@@ -132,6 +135,8 @@ enum parse_result {
 	PARSE_SHORT, /* ran out of the (linear) data before the needed headers */
 };
 
+#include "linktypes.h"
+
 enum frag_kind {
 	FRAG_NONE = 0,
 	FRAG_FIRST, /* offset 0 with more fragments: has the ports */
@@ -141,7 +146,8 @@ enum frag_kind {
 struct pkt {
 	void *saddr; /* into the packet: 4 or 16 bytes */
 	void *daddr;
-	__u32 l4_off; /* offset of the TCP/UDP header from the Ethernet header */
+	__u32 l4_off; /* offset of the TCP/UDP header from the start of the frame (the
+		       * Ethernet header; the IP header on an L3 link), what load() takes */
 	__u32 frag_id;
 	__be16 sport;
 	__be16 dport;
@@ -229,43 +235,35 @@ static __always_inline int parse_ipv6_ext(void *ctx, int is_xdp, __u32 off, __u8
 	return PARSE_OK;
 }
 
-static __always_inline int parse(void *ctx, int is_xdp, void *data, void *data_end,
-				 struct pkt *p)
+static __always_inline int parse(void *ctx, int is_xdp, enum link_kind link, void *data,
+				 void *data_end, struct pkt *p)
 {
-	struct ethhdr *eth = data;
+	struct l3_start l3;
 	void *cur;
 	__u32 off;
 	__u16 proto;
 	__u8 l4proto;
+	int r;
 
-	if ((void *)(eth + 1) > data_end)
-		return PARSE_SHORT;
-	proto = eth->h_proto;
-	cur = eth + 1;
-	/* `off` = cur - data as a plain scalar (pointer - pointer needs CAP_PERFMON). */
-	off = sizeof(*eth);
-
-	/* Up to two in-packet tags (802.1Q / 802.1ad in any order). */
-#pragma unroll
-	for (int i = 0; i < 2; i++) {
-		struct vlanhdr *vh = cur;
-
-		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
-			break;
-		if ((void *)(vh + 1) > data_end)
-			return PARSE_SHORT;
-		proto = vh->encap_proto;
-		cur = vh + 1;
-		off += sizeof(*vh);
-	}
+	/* The link header (linktypes.h): `off` = cur - data as a plain scalar. */
+	r = l3_start_of(data, data_end, link, &l3);
+	if (r != PARSE_OK)
+		return r;
+	cur = l3.cur;
+	off = l3.off;
+	proto = l3.proto;
 
 	/*
 	 * Fields only some paths set are zeroed here: clang may copy the whole
 	 * struct, and the verifier rejects reading a never-written register.
+	 * l4_off too: a later fragment has none, and classify_frame copies it
+	 * (left undefined, clang may store whatever register it likes there,
+	 * a packet pointer included, which the verifier refuses).
 	 */
 	p->frag = FRAG_NONE;
 	p->frag_id = 0;
 	p->frag_proto = 0;
+	p->l4_off = 0;
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = cur;
 		__u16 frag_off;
@@ -367,7 +365,7 @@ struct frame {
 	struct client_key key; /* the remote address */
 	__u32 slot;            /* class * 2 + dir, < CONFIG.n_slots */
 	__u32 hdr_len;         /* L2..L4 header bytes (tc_ingress only) */
-	__u32 l4_off;          /* offset of the TCP/UDP header (bpf/clients.h) */
+	__u32 l4_off;          /* offset of the TCP/UDP header from data (bpf/clients.h) */
 	__u8 row;              /* COLLECTOR_PROTO_ROW_* */
 	__u8 frag;             /* enum frag_kind */
 };
@@ -386,14 +384,14 @@ struct frame {
  * The non-counted path touches only port_classes (an inlined array lookup),
  * except for later fragments, which need frag_classes.
  */
-static __always_inline int classify_frame(void *ctx, int is_xdp, void *data, void *data_end,
-					  __u32 dir, int want_hdr_len, struct frame *f)
+static __always_inline int classify_frame(void *ctx, int is_xdp, enum link_kind link, void *data,
+					  void *data_end, __u32 dir, int want_hdr_len, struct frame *f)
 {
 	struct pkt p;
 	__u32 zero = 0, cls;
 	int r;
 
-	r = parse(ctx, is_xdp, data, data_end, &p);
+	r = parse(ctx, is_xdp, link, data, data_end, &p);
 	if (r != PARSE_OK)
 		return r;
 
@@ -475,18 +473,44 @@ static __always_inline void add(struct counter *v, __u32 slot, __u64 bytes, __u6
 
 #include "clients.h"
 
-SEC("xdp")
-int xdp_ingress(struct xdp_md *ctx)
+/*
+ * XDP ingress, one body: `stripped_tags` (a constant) adds the 4 bytes of a
+ * VLAN tag the NIC stripped (linktypes.h); only the device-bound xdp_rx_vlan
+ * may ask for them.
+ */
+static __always_inline int count_xdp(struct xdp_md *ctx, int stripped_tags)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct frame f;
+	__u64 bytes;
 
-	if (classify_frame(ctx, 1, data, data_end, COLLECTOR_DIR_DOWN, 0, &f) != PARSE_OK)
+	if (classify_frame(ctx, 1, LINK_ETHERNET, data, data_end, COLLECTOR_DIR_DOWN, 0, &f) != PARSE_OK)
 		return XDP_PASS;
 	/* Whole frame, including fragments of a multi-buffer frame. */
-	count(ctx, 1, &f, bpf_xdp_get_buff_len(ctx), 1);
+	bytes = bpf_xdp_get_buff_len(ctx);
+	if (stripped_tags)
+		bytes += stripped_vlan_bytes(ctx);
+	count(ctx, 1, &f, bytes, 1);
 	return XDP_PASS;
+}
+
+/*
+ * xdp.frags (BPF_F_XDP_HAS_FRAGS, kernel 5.18): the program takes multi-buffer
+ * frames, so a driver accepts it at a jumbo MTU (veth refuses a program without
+ * it once the peer's MTU exceeds a page). The headers are parsed in the first
+ * buffer only; bpf_xdp_get_buff_len() counts every buffer of the frame.
+ */
+SEC("xdp.frags")
+int xdp_ingress(struct xdp_md *ctx)
+{
+	return count_xdp(ctx, 0);
+}
+
+SEC("xdp.frags")
+int xdp_rx_vlan(struct xdp_md *ctx)
+{
+	return count_xdp(ctx, 1);
 }
 
 #define PULL_LEN 128
@@ -500,15 +524,15 @@ int xdp_ingress(struct xdp_md *ctx)
  * bpf_skb_pull_data() on it reallocates the head for every segment.
  * The pull invalidates every packet pointer, hence the full re-parse.
  */
-static __always_inline int classify_skb(struct __sk_buff *skb, __u32 dir, int want_hdr_len,
-					struct frame *f)
+static __always_inline int classify_skb(struct __sk_buff *skb, enum link_kind link, __u32 dir,
+					int want_hdr_len, struct frame *f)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	__u32 want = skb->len;
 	int r;
 
-	r = classify_frame(skb, 0, data, data_end, dir, want_hdr_len, f);
+	r = classify_frame(skb, 0, link, data, data_end, dir, want_hdr_len, f);
 	if (want > PULL_LEN)
 		want = PULL_LEN;
 	/* Compared as pointers: pointer - pointer is refused without CAP_PERFMON. */
@@ -518,16 +542,21 @@ static __always_inline int classify_skb(struct __sk_buff *skb, __u32 dir, int wa
 		return PARSE_SKIP;
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
-	return classify_frame(skb, 0, data, data_end, dir, want_hdr_len, f);
+	return classify_frame(skb, 0, link, data, data_end, dir, want_hdr_len, f);
 }
 
-SEC("tc")
-int tc_egress(struct __sk_buff *skb)
+/*
+ * The tc programs, one body each, instantiated per link kind (linktypes.h):
+ * tc_egress/tc_ingress for Ethernet, tc_egress_l3/tc_ingress_l3 for links
+ * without a link header (tun, WireGuard, PPP, raw IP), where the bytes
+ * counted are IP packet bytes because there is no frame around them.
+ */
+static __always_inline int count_egress(struct __sk_buff *skb, enum link_kind link)
 {
 	struct frame f;
 	__u64 packets, bytes;
 
-	if (classify_skb(skb, COLLECTOR_DIR_UP, 0, &f) != PARSE_OK)
+	if (classify_skb(skb, link, COLLECTOR_DIR_UP, 0, &f) != PARSE_OK)
 		return TC_ACT_UNSPEC;
 	packets = skb->gso_segs;
 	if (!packets)
@@ -537,19 +566,18 @@ int tc_egress(struct __sk_buff *skb)
 	if (!bytes)
 		bytes = skb->len;
 	/* A hardware-offloaded tag is on the wire but not in the data. */
-	if (skb->vlan_present)
+	if (link == LINK_ETHERNET && skb->vlan_present)
 		bytes += 4 * packets;
 	count(skb, 0, &f, bytes, packets);
 	return TC_ACT_UNSPEC; /* == TCX_NEXT: let other programs run */
 }
 
-SEC("tc")
-int tc_ingress(struct __sk_buff *skb)
+static __always_inline int count_ingress(struct __sk_buff *skb, enum link_kind link)
 {
 	struct frame f;
 	__u64 packets, bytes;
 
-	if (classify_skb(skb, COLLECTOR_DIR_DOWN, 1, &f) != PARSE_OK)
+	if (classify_skb(skb, link, COLLECTOR_DIR_DOWN, 1, &f) != PARSE_OK)
 		return TC_ACT_UNSPEC;
 	packets = skb->gso_segs;
 	if (!packets)
@@ -560,8 +588,36 @@ int tc_ingress(struct __sk_buff *skb)
 	 * at egress.
 	 */
 	bytes = skb->len + (packets - 1) * f.hdr_len;
-	if (skb->vlan_present)
+	/* A tag the NIC stripped (rx-vlan-offload) was on the wire. */
+	if (link == LINK_ETHERNET && skb->vlan_present)
 		bytes += 4 * packets;
 	count(skb, 0, &f, bytes, packets);
 	return TC_ACT_UNSPEC;
 }
+
+SEC("tc")
+int tc_egress(struct __sk_buff *skb)
+{
+	return count_egress(skb, LINK_ETHERNET);
+}
+
+SEC("tc")
+int tc_ingress(struct __sk_buff *skb)
+{
+	return count_ingress(skb, LINK_ETHERNET);
+}
+
+SEC("tc")
+int tc_egress_l3(struct __sk_buff *skb)
+{
+	return count_egress(skb, LINK_L3);
+}
+
+SEC("tc")
+int tc_ingress_l3(struct __sk_buff *skb)
+{
+	return count_ingress(skb, LINK_L3);
+}
+
+/* What a shaping qdisc dropped of the counted up traffic (its own program and maps). */
+#include "qdiscdrops.h"

@@ -74,6 +74,17 @@
 #define COLLECTOR_PROG_XDP "xdp_ingress"
 #define COLLECTOR_PROG_TC_EGRESS "tc_egress"
 #define COLLECTOR_PROG_TC_INGRESS "tc_ingress"
+/* The tc programs for links without a link header (tun, WireGuard, PPP, raw IP). */
+#define COLLECTOR_PROG_TC_EGRESS_L3 "tc_egress_l3"
+#define COLLECTOR_PROG_TC_INGRESS_L3 "tc_ingress_l3"
+/* xdp_ingress, device-bound: also counts the VLAN tag the NIC stripped (rx-vlan-offload). */
+#define COLLECTOR_PROG_XDP_RX_VLAN "xdp_rx_vlan"
+/* Qdisc drops of counted up traffic (bpf/qdiscdrops.h): the program, its per-slot counters
+ * (one per-CPU entry, n_slots counters) and the interfaces it watches. */
+#define COLLECTOR_PROG_QDISC_DROP "qdisc_drop"
+#define COLLECTOR_MAP_QDISC_DROPS "qdisc_drops"
+#define COLLECTOR_MAP_COUNTED_IFINDEX "counted_ifindex"
+#define COLLECTOR_MAX_INTERFACES 64
 
 /* Key of `clients`: the remote address, IPv4 as v4-mapped IPv6 (::ffff:a.b.c.d). */
 struct client_key {

@@ -40,8 +40,14 @@ public static class BpfBench
         var spoofedV6 = Frame(v6: true, udp: true, src: V6(0x99), dst: V6(1), sport: 40000, dport: 9984, payload: 1200);
         var synAckToSpoofed = Frame(v6: false, udp: false, src: [192, 0, 2, 1], dst: [203, 0, 113, 9], sport: 9984, dport: 40000, payload: 0, tcpFlags: 0x12);
 
+        // The same known clients on a link without an Ethernet header (tun, WireGuard, PPP) and in a PPPoE session.
+        var knownV4L3 = knownV4[14..];
+        var upKnownL3 = upKnown[14..];
+        var knownV4Pppoe = Pppoe(knownV4);
+        var upKnownPppoe = Pppoe(upKnown);
+
         // Known clients: the host's ACK / QUIC short header confirms them (bpf/clients.h), so the
-        // timed runs find their entries. Spoofed sources are never confirmed.
+        // timed runs find their entries, on every link kind. Spoofed sources are never confirmed.
         BpfTestRun.Run(collector.TcEgress, upKnown);
         BpfTestRun.Run(collector.TcEgress, upKnownV6);
 
@@ -63,6 +69,10 @@ public static class BpfBench
             ("tc_egress known client IPv4 TCP 9984", collector.TcEgress, upKnown),
             ("tc_egress non-Sia (IPv4 TCP 22)", collector.TcEgress, upNonSia),
             ("tc_egress SYN-ACK to a spoofed source", collector.TcEgress, synAckToSpoofed),
+            ("xdp_ingress PPPoE known client IPv4 TCP 9984", collector.XdpIngress, knownV4Pppoe),
+            ("tc_egress PPPoE known client IPv4 TCP 9984", collector.TcEgress, upKnownPppoe),
+            ("tc_ingress_l3 known client IPv4 TCP 9984 (tun)", collector.TcIngressL3, knownV4L3),
+            ("tc_egress_l3 known client IPv4 TCP 9984 (tun)", collector.TcEgressL3, upKnownL3),
         };
         var ns = MeasureRoundRobin(rows);
         var byName = rows.Select((r, i) => (r.Name, ns[i])).ToDictionary(x => x.Name, x => x.Item2);
@@ -192,6 +202,21 @@ public static class BpfBench
             l4[13] = tcpFlags; // default ACK: from the host, that confirms the client
         }
         return frame;
+    }
+
+    /// <summary>The same frame inside a PPPoE session: EtherType 0x8864, the 6-byte session header and PPP protocol IPv4/IPv6.</summary>
+    private static byte[] Pppoe(byte[] frame)
+    {
+        var ipv6 = frame[12] == 0x86 && frame[13] == 0xDD;
+        var session = new byte[frame.Length + 8];
+        frame.AsSpan(0, 12).CopyTo(session);
+        BinaryPrimitives.WriteUInt16BigEndian(session.AsSpan(12), 0x8864);
+        session[14] = 0x11; // version 1, type 1; code 0 = session data
+        BinaryPrimitives.WriteUInt16BigEndian(session.AsSpan(16), 0x2a); // session id
+        BinaryPrimitives.WriteUInt16BigEndian(session.AsSpan(18), (ushort)(frame.Length - 14 + 2));
+        BinaryPrimitives.WriteUInt16BigEndian(session.AsSpan(20), ipv6 ? (ushort)0x0057 : (ushort)0x0021);
+        frame.AsSpan(14).CopyTo(session.AsSpan(22));
+        return session;
     }
 
     private static int? EnvInt(string name) => int.TryParse(Environment.GetEnvironmentVariable(name), out var v) ? v : null;

@@ -19,6 +19,19 @@ public static class Program
     /// <summary>`collector --help`: the commands, then every setting of the table.</summary>
     public static string Help => Usage + "\n\nSettings:\n" + SettingsDocs.Help();
 
+    /// <summary>The kernel settings when every setting parses (`collector version` then describes the interfaces); else null.</summary>
+    private static KernelOptions? KernelOptionsOrNull(IReadOnlyDictionary<string, string> values)
+    {
+        try
+        {
+            return CollectorSettings.Parse(values).Kernel;
+        }
+        catch (SettingsException)
+        {
+            return null;
+        }
+    }
+
     public static async Task<int> Main(string[] args)
     {
         try
@@ -39,7 +52,7 @@ public static class Program
                 case "detach":
                     return Commands.Detach(CollectorSettings.Parse(values, interfacesRequired: false), commandArgs);
                 case "version" or "--version" or "-V":
-                    return Commands.Version();
+                    return Commands.Version(KernelOptionsOrNull(values));
                 case "settings":
                     return Commands.Settings(commandArgs);
                 case "help" or "--help" or "-h":

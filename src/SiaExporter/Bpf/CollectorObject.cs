@@ -32,19 +32,27 @@ internal enum PinnedMapsOutcome
 /// </summary>
 internal sealed unsafe class CollectorObject : IDisposable
 {
-    private CollectorObject(CollectorObjectOptions options, LoadedMaps maps, LoadedPrograms programs, PinnedMapsDecision pinned)
+    private readonly Dictionary<string, BpfMap> _maps;
+
+    private CollectorObject(CollectorObjectOptions options, Dictionary<string, BpfMap> maps, LoadedPrograms programs, PinnedMapsDecision pinned)
     {
         Options = options;
         Classes = options.Classes;
-        ClientsMap = maps.Clients;
-        AggregatesMap = maps.Aggregates;
-        ClassesMap = maps.Classes;
-        PortsMap = maps.Ports;
-        PendingMap = maps.Pending;
-        ConfirmedMap = maps.Confirmed;
+        _maps = maps;
+        ClientsMap = Map(BpfConstants.MapClients);
+        AggregatesMap = Map(BpfConstants.MapAggregates);
+        ClassesMap = Map(BpfConstants.MapClasses);
+        PortsMap = Map(BpfConstants.MapPorts);
+        PendingMap = Map(BpfConstants.MapPending);
+        ConfirmedMap = Map(BpfConstants.MapConfirmed);
+        QdiscDropsMap = Map(BpfConstants.MapQdiscDrops);
+        CountedIfindexMap = Map(BpfConstants.MapCountedIfindex);
         XdpIngress = programs.XdpIngress;
         TcEgress = programs.TcEgress;
         TcIngress = programs.TcIngress;
+        TcEgressL3 = programs.TcEgressL3;
+        TcIngressL3 = programs.TcIngressL3;
+        QdiscDrop = programs.QdiscDrop;
         MapsOutcome = pinned.Outcome;
         RecreateReasons = pinned.Reasons;
     }
@@ -73,9 +81,19 @@ internal sealed unsafe class CollectorObject : IDisposable
     public BpfMap ConfirmedMap { get; }
     /// <summary>Bytes of one `pending` value: struct pending_head + n_slots counters.</summary>
     public int PendingValueSize => KernelSizes.PendingHead + ValueSize;
+    /// <summary>Per slot, what a shaping qdisc dropped after tc_egress counted it (qdisc_drop's output).</summary>
+    public BpfMap QdiscDropsMap { get; }
+    /// <summary>The interfaces qdisc_drop watches (ifindex → 1).</summary>
+    public BpfMap CountedIfindexMap { get; }
     public BpfProgram XdpIngress { get; }
     public BpfProgram TcEgress { get; }
     public BpfProgram TcIngress { get; }
+    /// <summary>tc_egress for links without a link header (tun, WireGuard, PPP, raw IP).</summary>
+    public BpfProgram TcEgressL3 { get; }
+    /// <summary>tc_ingress for links without a link header.</summary>
+    public BpfProgram TcIngressL3 { get; }
+    /// <summary>qdisc_drop (tp_btf/kfree_skb); null on a kernel without drop reasons (&lt; 5.17), where it is not loaded.</summary>
+    public BpfProgram? QdiscDrop { get; }
 
     /// <summary>Kernel memory of the per-CPU `clients` map: capacity × round_up(value, 8) × possible CPUs.</summary>
     public long ClientsMapBytes => (long)Capacity * KernelSizes.PerCpuStride(ValueSize) * PossibleCpus;
@@ -84,9 +102,8 @@ internal sealed unsafe class CollectorObject : IDisposable
     /// <summary>Both per-CPU maps (clients + aggregates).</summary>
     public long PerCpuMapBytes => (long)(Capacity + BpfConstants.AggEntries) * KernelSizes.PerCpuStride(ValueSize) * PossibleCpus;
 
-    private sealed record LoadedMaps(BpfMap Clients, BpfMap Aggregates, BpfMap Classes, BpfMap Ports, BpfMap Pending, BpfMap Confirmed);
-
-    private sealed record LoadedPrograms(BpfProgram XdpIngress, BpfProgram TcEgress, BpfProgram TcIngress);
+    private sealed record LoadedPrograms(BpfProgram XdpIngress, BpfProgram TcEgress, BpfProgram TcIngress,
+        BpfProgram TcEgressL3, BpfProgram TcIngressL3, BpfProgram? QdiscDrop);
 
     private sealed record PinnedMapsDecision(PinnedMapsOutcome Outcome, IReadOnlyList<string> Reasons);
 
@@ -102,17 +119,30 @@ internal sealed unsafe class CollectorObject : IDisposable
         var classes = RequireMap(file, BpfConstants.MapClasses);
         var ports = RequireMap(file, BpfConstants.MapPorts);
         var pending = RequireMap(file, BpfConstants.MapPending);
-        var confirmed = RequireMap(file, BpfConstants.MapConfirmed);
+        RequireMap(file, BpfConstants.MapConfirmed);
         var xdp = RequireProgram(file, BpfConstants.ProgXdp);
         var tcEgress = RequireProgram(file, BpfConstants.ProgTcEgress);
         var tcIngress = RequireProgram(file, BpfConstants.ProgTcIngress);
+        var tcEgressL3 = RequireProgram(file, BpfConstants.ProgTcEgressL3);
+        var tcIngressL3 = RequireProgram(file, BpfConstants.ProgTcIngressL3);
+        var qdiscDrop = RequireProgram(file, BpfConstants.ProgQdiscDrop);
+        var qdiscDrops = RequireMap(file, BpfConstants.MapQdiscDrops);
+        RequireMap(file, BpfConstants.MapCountedIfindex);
 
         var valueSize = (uint)(options.Classes.SlotCount * KernelSizes.Counter);
         clients.SetValueSize(valueSize);
         aggregates.SetValueSize(valueSize);
+        qdiscDrops.SetValueSize(valueSize);
         clients.SetMaxEntries((uint)options.MaxClients);
         pending.SetValueSize((uint)(KernelSizes.PendingHead + valueSize));
         WriteSlotCount(file, options.Classes.SlotCount);
+        // Loaded per interface, device-bound, by DeviceBoundXdp; here it would be refused.
+        file.FindProgram(BpfConstants.ProgXdpRxVlan)?.SetAutoload(false);
+        var features = KernelFeatures.Probe();
+        // qdisc_drop reads the kfree_skb tracepoint's drop reason (kernel 5.17); older: not loaded
+        if (!features.HasDropReasons) qdiscDrop.SetAutoload(false);
+        // A kernel without multi-buffer XDP refuses the flag: load single-buffer (no jumbo frames on native XDP)
+        if (!features.HasXdpFrags) xdp.SetFlags(xdp.Flags & ~ProgramFlags.XdpHasFrags);
 
         var pinned = options.PinDirectory is { } pinDirectory
             ? PrepareForPinnedMaps(pinDirectory, options.Classes, logger, clients, aggregates, classes, pending)
@@ -141,10 +171,12 @@ internal sealed unsafe class CollectorObject : IDisposable
         }
         try
         {
-            var loaded = new CollectorObject(options,
-                new LoadedMaps(Own(clients.Descriptor()), Own(aggregates.Descriptor()), Own(classes.Descriptor()), Own(ports.Descriptor()),
-                    Own(pending.Descriptor()), Own(confirmed.Descriptor())),
-                new LoadedPrograms(Own(xdp.Descriptor()), Own(tcEgress.Descriptor()), Own(tcIngress.Descriptor())),
+            var maps = new Dictionary<string, BpfMap>(StringComparer.Ordinal);
+            foreach (var map in file.Maps())
+                if (!IsGlobalData(map.Name)) maps[map.Name] = Own(map.Descriptor());
+            var loaded = new CollectorObject(options, maps,
+                new LoadedPrograms(Own(xdp.Descriptor()), Own(tcEgress.Descriptor()), Own(tcIngress.Descriptor()),
+                    Own(tcEgressL3.Descriptor()), Own(tcIngressL3.Descriptor()), features.HasDropReasons ? Own(qdiscDrop.Descriptor()) : null),
                 pinned);
             loaded.Initialize(clients.MaxEntries);
             return loaded;
@@ -186,7 +218,8 @@ internal sealed unsafe class CollectorObject : IDisposable
         }
     }
 
-    private static void WriteSlotCount(BpfObjectFile file, int slotCount)
+    /// <summary>n_slots into the .rodata image of <paramref name="file"/> (before its load).</summary>
+    internal static void WriteSlotCount(BpfObjectFile file, int slotCount)
     {
         ObjectMap? rodata = null;
         foreach (var map in file.Maps())
@@ -249,14 +282,27 @@ internal sealed unsafe class CollectorObject : IDisposable
         map.Pin(path);
     }
 
-    /// <summary>The program called <paramref name="name"/> (xdp_ingress, tc_egress, tc_ingress).</summary>
+    /// <summary>The program called <paramref name="name"/> (xdp_ingress, tc_egress, tc_ingress, tc_egress_l3, tc_ingress_l3).</summary>
     public BpfProgram Program(string name) => name switch
     {
         BpfConstants.ProgXdp => XdpIngress,
         BpfConstants.ProgTcEgress => TcEgress,
         BpfConstants.ProgTcIngress => TcIngress,
+        BpfConstants.ProgTcEgressL3 => TcEgressL3,
+        BpfConstants.ProgTcIngressL3 => TcIngressL3,
         _ => throw new ArgumentException($"no program '{name}'", nameof(name)),
     };
+
+    /// <summary>This object's map called <paramref name="name"/> (global-data maps excepted), valid while the object lives.</summary>
+    public BpfMap Map(string name) =>
+        _maps.TryGetValue(name, out var map) ? map : throw new ArgumentException($"no map '{name}'", nameof(name));
+
+    /// <summary>Every map but the global-data ones (.rodata, .bss), by name: what a second load of this
+    /// object file reuses (<see cref="DeviceBoundXdp"/>).</summary>
+    public IReadOnlyDictionary<string, BpfMap> Maps => _maps;
+
+    /// <summary>A map libbpf made for global data (&lt;object&gt;.rodata, .bss, .data): each load has its own.</summary>
+    internal static bool IsGlobalData(string mapName) => mapName.Contains('.', StringComparison.Ordinal);
 
     private static ObjectMap RequireMap(BpfObjectFile file, string name) =>
         file.FindMap(name) ?? throw new OperatorException(
@@ -270,14 +316,12 @@ internal sealed unsafe class CollectorObject : IDisposable
 
     public void Dispose()
     {
-        ClientsMap.Dispose();
-        AggregatesMap.Dispose();
-        ClassesMap.Dispose();
-        PortsMap.Dispose();
-        PendingMap.Dispose();
-        ConfirmedMap.Dispose();
+        foreach (var map in _maps.Values) map.Dispose();
         XdpIngress.Dispose();
         TcEgress.Dispose();
         TcIngress.Dispose();
+        TcEgressL3.Dispose();
+        TcIngressL3.Dispose();
+        QdiscDrop?.Dispose();
     }
 }

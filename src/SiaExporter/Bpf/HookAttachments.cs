@@ -38,7 +38,8 @@ internal sealed class HookAttachments : IDisposable
     {
         if (interfaces.Count == 0)
             throw new OperatorException("no interface to attach to", "set INTERFACE (see `ip link`)");
-        var resolved = interfaces.Distinct(StringComparer.Ordinal).Select(name => (Name: name, IfIndex: IfIndexOf(name))).ToArray();
+        var resolved = interfaces.Distinct(StringComparer.Ordinal)
+            .Select(name => (Name: name, IfIndex: IfIndexOf(name), Link: LinkType.Require(name))).ToArray();
         var linksDirectory = collector.Options.PinDirectory is { } pinDirectory ? LinksDirectory(pinDirectory) : null;
         if (linksDirectory is not null) BpfFileSystem.CreatePinDirectory(linksDirectory);
 
@@ -46,10 +47,10 @@ internal sealed class HookAttachments : IDisposable
         var attachments = new List<HookAttachment>();
         try
         {
-            foreach (var (name, ifIndex) in resolved)
+            foreach (var (name, ifIndex, link) in resolved)
             {
-                attachments.Add(attacher.AttachIngress(name, ifIndex, xdpMode));
-                attachments.Add(attacher.AttachEgress(name, ifIndex));
+                attachments.Add(link.IsL3 ? attacher.AttachL3Ingress(name, ifIndex, link, xdpMode) : attacher.AttachIngress(name, ifIndex, xdpMode));
+                attachments.Add(attacher.AttachEgress(name, ifIndex, link));
             }
             if (linksDirectory is not null)
                 DetachUnused(linksDirectory, attachments.Select(a => a.PinPath).OfType<string>().ToHashSet(StringComparer.Ordinal), logger);
@@ -64,6 +65,12 @@ internal sealed class HookAttachments : IDisposable
         foreach (var a in attachments)
             logger.LogInformation("counting {Interface} {Hook} ({Mode}{Adopted})", a.Interface, a.Hook.Label(), a.Mode.Label(),
                 a.Adopted ? ", took over the pinned link" : "");
+        foreach (var (name, _, _) in resolved)
+        {
+            var ingress = attachments.First(a => a.Interface == name && a.Hook != Hook.TcEgress);
+            logger.LogInformation("interface {Interface}: {Properties}; ingress on {Ingress}", name, InterfaceDescription.Of(name).Properties,
+                ingress.Hook == Hook.Xdp ? "native XDP" : "the skb path");
+        }
         return new HookAttachments(attachments, logger);
     }
 
@@ -166,15 +173,18 @@ internal sealed class HookAttachments : IDisposable
             }
             try
             {
-                var attachment = AttachLink(name, ifIndex, Hook.Xdp, AttachMode.Native, collector.XdpIngress);
+                // the link holds the program: a device-bound one's object may go once it is attached
+                using var deviceBound = LoadRxVlanProgram(name, ifIndex);
+                var attachment = AttachLink(name, ifIndex, Hook.Xdp, AttachMode.Native, deviceBound?.Program ?? collector.XdpIngress);
                 RemoveOtherIngress(name, ifIndex, Hook.Xdp);
                 return attachment;
             }
-            catch (BpfException e) when (xdpMode == XdpMode.Auto && e.Errno is Errno.EOPNOTSUPP or Errno.EINVAL or Errno.ENOTSUPP)
+            // ERANGE: an MTU above what the driver's XDP takes (a driver, or a kernel < 5.18, without multi-buffer XDP)
+            catch (BpfException e) when (xdpMode == XdpMode.Auto && e.Errno is Errno.EOPNOTSUPP or Errno.EINVAL or Errno.ENOTSUPP or Errno.ERANGE)
             {
                 logger.LogWarning(
-                    "native XDP is not available on {Interface} ({Errno}); counting its ingress with tc_ingress on the skb path instead",
-                    name, e.ErrnoName);
+                    "native XDP is not available on {Interface} ({Errno}, MTU {Mtu}); counting its ingress with tc_ingress on the skb path instead",
+                    name, e.ErrnoName, NetDevice.Mtu(name));
                 return AttachSkbIngress(name, ifIndex);
             }
             catch (BpfException e) when (e.Errno == Errno.EBUSY)
@@ -189,7 +199,44 @@ internal sealed class HookAttachments : IDisposable
             }
         }
 
-        public HookAttachment AttachEgress(string name, int ifIndex) => AttachTc(name, ifIndex, Hook.TcEgress, collector.TcEgress);
+        /// <summary>With rx-vlan-offload on, the NIC strips tags before XDP sees the frame: xdp_rx_vlan,
+        /// loaded for this device, asks the driver for them. Null (plain xdp_ingress) when the offload is
+        /// off or the kernel refuses the device-bound program.</summary>
+        private DeviceBoundXdp? LoadRxVlanProgram(string name, int ifIndex)
+        {
+            if (NetDevice.VlanOffload(name) is not { Rx: true }) return null;
+            try
+            {
+                var program = DeviceBoundXdp.Load(collector, ifIndex);
+                logger.LogInformation("{Interface} strips VLAN tags on receive (rx-vlan-offload on): its XDP program {Program} adds the 4 bytes " +
+                    "of each stripped tag, as the driver reports them (drivers without the XDP RX VLAN metadata count such frames 4 B short)",
+                    name, BpfConstants.ProgXdpRxVlan);
+                return program;
+            }
+            catch (BpfException e)
+            {
+                logger.LogWarning("{Interface} strips VLAN tags on receive (rx-vlan-offload on) but {Program} cannot be loaded for it ({Errno}; kernel < 6.8?): " +
+                    "XDP counts each frame whose tag was stripped 4 B short of the wire; XDP_MODE=generic or `ethtool -K {Interface} rxvlan off` counts them whole",
+                    name, BpfConstants.ProgXdpRxVlan, e.ErrnoName, name);
+                return null;
+            }
+        }
+
+        public HookAttachment AttachEgress(string name, int ifIndex, LinkType link) =>
+            AttachTc(name, ifIndex, Hook.TcEgress, link.IsL3 ? collector.TcEgressL3 : collector.TcEgress);
+
+        /// <summary>A link without an Ethernet header (tun, WireGuard, PPP, raw IP): ingress on the
+        /// skb path. tun runs an XDP program only on TAP frames, WireGuard and PPP have no native XDP.</summary>
+        public HookAttachment AttachL3Ingress(string name, int ifIndex, LinkType link, XdpMode xdpMode)
+        {
+            if (xdpMode == XdpMode.Native)
+                throw new OperatorException($"native XDP cannot count '{name}': its link type ({link}) has no Ethernet header and no native XDP for IP packets",
+                    "set XDP_MODE=auto (its ingress is counted on the skb path)");
+            logger.LogInformation("{Interface} has link type {LinkType} (no link header): counting IP packet bytes with {Ingress} and {Egress}",
+                name, link, BpfConstants.ProgTcIngressL3, BpfConstants.ProgTcEgressL3);
+            RemoveOtherIngress(name, ifIndex, Hook.TcIngress);
+            return AttachTc(name, ifIndex, Hook.TcIngress, collector.TcIngressL3);
+        }
 
         private HookAttachment AttachSkbIngress(string name, int ifIndex)
         {

@@ -10,6 +10,16 @@ internal sealed record KernelFeatures(Version KernelVersion, bool HasBtf)
 
     public bool HasTcx => KernelVersion >= TcxKernel;
 
+    /// <summary>Multi-buffer XDP programs (BPF_F_XDP_HAS_FRAGS, SEC("xdp.frags")).</summary>
+    public static readonly Version XdpFragsKernel = new(5, 18);
+
+    public bool HasXdpFrags => KernelVersion >= XdpFragsKernel;
+
+    /// <summary>The kfree_skb tracepoint with a drop reason (qdisc drops are told apart).</summary>
+    public static readonly Version DropReasonsKernel = new(5, 17);
+
+    public bool HasDropReasons => KernelVersion >= DropReasonsKernel;
+
     public static KernelFeatures Probe() =>
         new(Environment.OSVersion.Version, File.Exists("/sys/kernel/btf/vmlinux"));
 

@@ -40,7 +40,8 @@ public static class Commands
         return 0;
     }
 
-    public static int Version()
+    /// <summary>`collector version`; with <paramref name="kernel"/> (settings that parse), a line per interface too.</summary>
+    public static int Version(KernelOptions? kernel)
     {
         Console.Out.WriteLine($"collector {Metrics.MetricsExporter.DefaultVersion}");
         string libbpf;
@@ -54,11 +55,23 @@ public static class Commands
             libbpf = $"missing ({e.WhatToDo})";
         }
         Console.Out.WriteLine($"libbpf {libbpf}");
-        var kernel = KernelFeatures.Probe();
-        Console.Out.WriteLine(kernel.ToString());
+        Console.Out.WriteLine(KernelFeatures.Probe().ToString());
         Console.Out.WriteLine($"bpffs {(BpfFileSystem.IsMounted() ? "mounted at /sys/fs/bpf" : "not mounted (the daemon mounts it)")}");
         Console.Out.WriteLine($"ports default {Counters.PortClassSet.Default}");
+        if (kernel is not null)
+            foreach (var line in InterfaceLines(kernel)) Console.Out.WriteLine(line);
         return 0;
+    }
+
+    /// <summary>One line per interface of <paramref name="kernel"/> (INTERFACE, else the default
+    /// route's): what it is and how its ingress would be counted.</summary>
+    private static IEnumerable<string> InterfaceLines(KernelOptions kernel)
+    {
+        foreach (var name in kernel.Interfaces)
+        {
+            var description = InterfaceDescription.Of(name);
+            yield return $"interface {name}: {description.Properties}; ingress: {description.PlannedIngress(kernel.XdpMode)}";
+        }
     }
 
     /// <summary>

@@ -95,6 +95,7 @@ public static class DaemonCommand
                 LastMapReadDuration = () => source.LastReadDuration,
                 History = () => new HistoryHealth(history.LastSuccess, history.FailureCount),
                 Push = push is null ? null : () => sp.GetRequiredService<ApiPushService>().Status,
+                QdiscDrops = kernel.QdiscDrops,
                 HostdPeers = options.Hostd.Enabled ? () => sp.GetRequiredService<HostdPeersService>().Current : null,
                 MapCapacity = options.MaxClients,
             }, sp.GetRequiredService<ILoggerFactory>().CreateLogger<MetricsExporter>());

@@ -17,6 +17,7 @@ public sealed class KernelCounters(KernelOptions options, TimeProvider time, ILo
     private HookAttachments? _attachments;
     private CounterReader? _reader;
     private BpfStats? _stats;
+    private QdiscDropCounter? _qdiscDrops;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -32,6 +33,7 @@ public sealed class KernelCounters(KernelOptions options, TimeProvider time, ILo
             BpfConstants.PendingEntries, _collector.PendingValueSize, _collector.PossibleCpus, _collector.PendingMapBytes / 1048576.0);
         _attachments = HookAttachments.Attach(_collector, options.Interfaces, options.XdpMode, TcAttachModeOf(options.TcAttach), logger);
         _reader = new CounterReader(_collector, time);
+        _qdiscDrops = QdiscDropCounter.Start(_collector, _attachments.Items.Select(a => a.IfIndex).Distinct(), logger);
         if (options.BpfStats)
             EnableStats();
         else
@@ -83,6 +85,9 @@ public sealed class KernelCounters(KernelOptions options, TimeProvider time, ILo
             ? []
             : BpfStats.Of(_collector).Select(s => new BpfProgramStats(s.Program, s.RunTimeNs, s.RunCount));
 
+    /// <summary>Up traffic a qdisc dropped after it was counted, per slot; null when not counted here.</summary>
+    public Traffic[]? QdiscDrops() => _qdiscDrops?.Read();
+
     private CounterReader Reader => _reader ?? throw new InvalidOperationException("the BPF programs are not loaded yet");
 
     internal static TcAttachMode TcAttachModeOf(string text) => text switch
@@ -95,6 +100,7 @@ public sealed class KernelCounters(KernelOptions options, TimeProvider time, ILo
     public void Dispose()
     {
         _stats?.Dispose();
+        _qdiscDrops?.Dispose();
         _reader?.Dispose();
         _attachments?.Dispose();
         _collector?.Dispose();

@@ -22,7 +22,11 @@ public static class Preflight
         RequirePrivileges(EffectiveCapabilities());
         NativeLibraryResolver.EnsureLibBpf();
         KernelFeatures.Probe().RequireForLoad();
-        foreach (var name in options.Interfaces) HookAttachments.IfIndexOf(name);
+        foreach (var name in options.Interfaces)
+        {
+            HookAttachments.IfIndexOf(name);
+            LinkType.Require(name);
+        }
         if (!File.Exists(options.BpfObjectPath))
             throw new OperatorException($"the BPF object {options.BpfObjectPath} does not exist",
                 "run `make build` (it is built beside the binary) or `make install`, or set BPF_OBJECT");

@@ -28,6 +28,10 @@ public sealed class MetricsSources
     /// the sia_exporter_push_* metrics are absent.</summary>
     public Func<Push.PushStatus>? Push { get; init; }
 
+    /// <summary>Up traffic a shaping qdisc dropped after it was counted, per slot (null: not counted
+    /// on this kernel); without it the sia_exporter_qdisc_dropped_* metrics are absent.</summary>
+    public Func<Traffic[]?>? QdiscDrops { get; init; }
+
     /// <summary>hostd's syncer peers (only with HOSTD_API_URL); without it sia_client_info and
     /// sia_exporter_hostd_api_up are absent.</summary>
     public Func<Hostd.HostdPeersSnapshot>? HostdPeers { get; init; }
@@ -43,8 +47,8 @@ public sealed class MetricsSources
 /// The /metrics registry of the daemon and its serialized scrape. Each concern registers its own
 /// collector on the registry (as prometheus-net's DotNetStats does) and reads its values at scrape
 /// time: <see cref="TrafficCollector"/> (and <see cref="UnconfirmedCollector"/> from the same snapshot),
-/// <see cref="BpfCollector"/>, <see cref="HistoryCollector"/>,
-/// <see cref="PushCollector"/>, plus sia_exporter_build_info and the process metrics. Each
+/// <see cref="BpfCollector"/>, <see cref="HistoryCollector"/>, <see cref="PushCollector"/>,
+/// <see cref="QdiscDropCollector"/>, plus sia_exporter_build_info and the process metrics. Each
 /// instance has its own <see cref="CollectorRegistry"/>. The publication state is saved by
 /// <see cref="StateSaver"/>, which the host runs as a hosted service.
 /// </summary>
@@ -76,6 +80,7 @@ public sealed class MetricsExporter
             sources.LastMapReadDuration ?? (() => _traffic.LastSnapshotDuration), sources.MapCapacity ?? options.MaxClients, logger);
         if (sources.History is { } history) HistoryCollector.Register(Registry, history);
         if (sources.Push is { } push) PushCollector.Register(Registry, push);
+        if (sources.QdiscDrops is { } qdiscDrops) QdiscDropCollector.Register(Registry, options.Ports, qdiscDrops);
         if (sources.HostdPeers is { } peers) HostdCollector.Register(Registry, peers, options.Anonymize);
         Prometheus.Metrics.WithCustomRegistry(Registry)
             .CreateGauge("sia_exporter_build_info", "Version of the exporter and the host it runs on; always 1.", "version", "hostname")

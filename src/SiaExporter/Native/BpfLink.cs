@@ -1,7 +1,7 @@
 namespace SiaExporter.Native;
 
 /// <summary>
-/// A bpf_link we hold a descriptor of (XDP or TCX). Closing the descriptor of an unpinned link
+/// A bpf_link we hold a descriptor of (XDP, TCX or a tracepoint). Closing the descriptor of an unpinned link
 /// detaches its program; a pinned link stays until <see cref="Detach"/> or its pin is removed.
 /// </summary>
 internal sealed unsafe class BpfLink : BpfDescriptor
@@ -16,6 +16,14 @@ internal sealed unsafe class BpfLink : BpfDescriptor
     {
         var options = LinkCreateOptions.Create(flags);
         var fd = LibBpf.LinkCreate(program, ifIndex, attachType, flags == 0 ? null : &options);
+        link = fd >= 0 ? new BpfLink(fd) : null;
+        return Errnos.FromReturn(fd);
+    }
+
+    /// <summary>BPF_RAW_TRACEPOINT_OPEN of a tp_btf <paramref name="program"/> on the tracepoint it was loaded for.</summary>
+    public static Errno TryOpenTracepoint(BpfProgram program, out BpfLink? link)
+    {
+        var fd = LibBpf.RawTracepointOpen(null, program);
         link = fd >= 0 ? new BpfLink(fd) : null;
         return Errnos.FromReturn(fd);
     }

@@ -47,6 +47,13 @@ internal sealed class BpfObjectFile : IDisposable
         return program == 0 ? null : new ObjectProgram(this, program);
     }
 
+    /// <summary>Every program.</summary>
+    public IEnumerable<ObjectProgram> Programs()
+    {
+        for (var program = LibBpf.ObjectNextProgram(_object, 0); program != 0; program = LibBpf.ObjectNextProgram(_object, program))
+            yield return new ObjectProgram(this, program);
+    }
+
     /// <summary>bpf_object__load: creates the maps and loads the programs; throws
     /// <see cref="BpfException"/> with the errno (EPERM: privileges; others: the verifier or the kernel refused).</summary>
     public void Load()
@@ -120,19 +127,28 @@ internal readonly struct ObjectProgram
         _program = program;
     }
 
-    public string Name
+    private nint Program
     {
         get
         {
             _owner.ThrowIfClosed();
-            return LibBpf.ProgramName(_program);
+            return _program;
         }
     }
 
+    public string Name => LibBpf.ProgramName(Program);
+
+    /// <summary>prog_flags of its load (<see cref="ProgramFlags"/>).</summary>
+    public uint Flags => LibBpf.ProgramFlags(Program);
+
+    public void SetFlags(uint flags) => BpfErrors.Check(LibBpf.ProgramSetFlags(Program, flags), $"bpf_program__set_flags({Name})");
+
+    /// <summary>false: the load leaves this program out.</summary>
+    public void SetAutoload(bool autoload) => BpfErrors.Check(LibBpf.ProgramSetAutoload(Program, autoload), $"bpf_program__set_autoload({Name})");
+
+    /// <summary>Loads it for interface <paramref name="ifIndex"/> (with <see cref="ProgramFlags.XdpDevBoundOnly"/>: device-bound).</summary>
+    public void SetIfIndex(int ifIndex) => LibBpf.ProgramSetIfIndex(Program, (uint)ifIndex);
+
     /// <summary>After load: a descriptor of our own for the program.</summary>
-    public BpfProgram Descriptor()
-    {
-        _owner.ThrowIfClosed();
-        return BpfProgram.Duplicate(BpfErrors.Check(LibBpf.ProgramFd(_program), $"bpf_program__fd({Name})"), Name);
-    }
+    public BpfProgram Descriptor() => BpfProgram.Duplicate(BpfErrors.Check(LibBpf.ProgramFd(Program), $"bpf_program__fd({Name})"), Name);
 }

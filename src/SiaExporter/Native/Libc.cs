@@ -71,6 +71,14 @@ internal static unsafe partial class Libc
         return buffer[0];
     }
 
+    /// <summary>An AF_INET datagram socket for interface ioctls in this network namespace; null when none can be made.</summary>
+    public static SafeFileDescriptorHandle? InterfaceQuerySocket()
+    {
+        const int AfInet = 2, SockDgram = 2, SockCloexec = 0x80000;
+        var fd = Socket(AfInet, SockDgram | SockCloexec, 0);
+        return fd < 0 ? null : new SafeFileDescriptorHandle(fd);
+    }
+
     /// <summary>
     /// The driver and bus of an interface in this network namespace (ETHTOOL_GDRVINFO through
     /// SIOCETHTOOL), or null when the interface does not answer. Virtual devices (veth, bridge,
@@ -78,12 +86,10 @@ internal static unsafe partial class Libc
     /// </summary>
     public static (string Driver, string BusInfo)? DriverInfo(string interfaceName)
     {
-        const int AfInet = 2, SockDgram = 2, SockCloexec = 0x80000;
         const ulong SiocEthtool = 0x8946;
         const uint EthtoolGetDriverInfo = 3;
-        var fd = Socket(AfInet, SockDgram | SockCloexec, 0);
-        if (fd < 0) return null;
-        using var socket = new SafeFileDescriptorHandle(fd);
+        using var socket = InterfaceQuerySocket();
+        if (socket is null) return null;
         var info = stackalloc byte[196]; // struct ethtool_drvinfo
         new Span<byte>(info, 196).Clear();
         *(uint*)info = EthtoolGetDriverInfo;

@@ -23,7 +23,9 @@ public sealed class HookAttachmentsTests
             [new AttachedHook(veth.Host, HookAttachments.IfIndexOf(veth.Host), "xdp", "native"),
              new AttachedHook(veth.Host, HookAttachments.IfIndexOf(veth.Host), "tc_egress", "tcx")],
             attachments.Attached);
-        Assert.Equal([ProgramId(collector.XdpIngress)], NetShow(veth.Host).XdpDriverIds);
+        // the veth strips VLAN tags (rx-vlan-offload on): its XDP program is xdp_rx_vlan, loaded for it
+        Assert.Equal([XdpProgramId(attachments)], NetShow(veth.Host).XdpDriverIds);
+        Assert.NotEqual(ProgramId(collector.XdpIngress), XdpProgramId(attachments));
         Assert.Equal([ProgramId(collector.TcEgress)], TcxQuery.ProgramIds(HookAttachments.IfIndexOf(veth.Host), Hook.TcEgress));
         Assert.Empty(TcxQuery.ProgramIds(HookAttachments.IfIndexOf(veth.Host), Hook.TcIngress));
         Assert.True(File.Exists(Path.Combine(pins.Path, "links", $"{veth.Host}-xdp")));
@@ -75,7 +77,7 @@ public sealed class HookAttachmentsTests
 
         Assert.Equal(PinnedMapsOutcome.Reused, second.MapsOutcome);
         Assert.All(again.Items, a => Assert.True(a.Adopted));
-        Assert.Equal([ProgramId(second.XdpIngress)], NetShow(veth.Host).XdpDriverIds);
+        Assert.Equal([XdpProgramId(again)], NetShow(veth.Host).XdpDriverIds);
         Assert.Equal([ProgramId(second.TcEgress)], TcxQuery.ProgramIds(ifIndex, Hook.TcEgress));
         var snapshot = new CounterReader(second).Read();
         var index = Array.IndexOf(snapshot.Clients, Peer);
@@ -207,6 +209,9 @@ public sealed class HookAttachmentsTests
     }
 
     private static uint ProgramId(BpfProgram program) => program.Id;
+
+    /// <summary>The program on the XDP hook, as the attacher recorded it (xdp_ingress, or xdp_rx_vlan loaded for the device).</summary>
+    private static uint XdpProgramId(HookAttachments attachments) => attachments.Items.Single(a => a.Hook == Hook.Xdp).ProgramId;
 
     private static bool WaitFor(Func<bool> condition)
     {

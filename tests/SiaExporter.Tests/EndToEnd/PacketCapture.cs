@@ -35,21 +35,26 @@ public sealed partial class PacketCapture : IDisposable
 
     public sealed record Stats(long Captured, long ReceivedByFilter, long DroppedByKernel);
 
-    public static PacketCapture Start(TestNetwork net, string path)
+    public static PacketCapture Start(TestNetwork net, string path) => Start(net.Namespace, net.PeerInterface, path);
+
+    /// <summary>tcpdump on <paramref name="interfaceName"/> in <paramref name="netns"/> (null: this namespace).</summary>
+    public static PacketCapture Start(string? netns, string interfaceName, string path)
     {
         var stderr = new StringBuilder();
         var listening = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         // `ip netns exec` execs tcpdump in place: the pid we hold is tcpdump's. -Z root: Debian's
         // tcpdump otherwise drops to user tcpdump and may not write the file. It writes frames to the
         // file, so every line of output is its stderr.
-        var p = Shell.Start("ip",
-            ["netns", "exec", net.Namespace, "tcpdump", "-i", net.PeerInterface, "-w", path,
-                "-U", "--immediate-mode", "-s", SnapLength.ToString(System.Globalization.CultureInfo.InvariantCulture), "-B", "65536", "-n", "-Z", "root"],
-            onLine: line =>
-            {
-                lock (stderr) stderr.Append(line).Append('\n');
-                if (line.Contains("listening on", StringComparison.Ordinal)) listening.TrySetResult();
-            });
+        string[] tcpdump = ["-i", interfaceName, "-w", path,
+            "-U", "--immediate-mode", "-s", SnapLength.ToString(System.Globalization.CultureInfo.InvariantCulture), "-B", "65536", "-n", "-Z", "root"];
+        var p = netns is null
+            ? Shell.Start("tcpdump", tcpdump, onLine: OnLine)
+            : Shell.Start("ip", ["netns", "exec", netns, "tcpdump", .. tcpdump], onLine: OnLine);
+        void OnLine(string line)
+        {
+            lock (stderr) stderr.Append(line).Append('\n');
+            if (line.Contains("listening on", StringComparison.Ordinal)) listening.TrySetResult();
+        }
         var capture = new PacketCapture(p, path, stderr, listening);
         var ready = Task.WhenAny(capture._listening.Task, p.WaitForExitAsync()).WaitAsync(TimeSpan.FromSeconds(10));
         try

@@ -33,6 +33,8 @@ internal sealed class XdpDispatcherHold : IDisposable
         try
         {
             Shell.Run("ip", "link", "add", stem + "h", "type", "veth", "peer", "name", stem + "n");
+            // with rx-vlan-offload on, native XDP would get xdp_rx_vlan (loaded for this device), not xdp_ingress
+            Shell.Run("ethtool", "-K", stem + "h", "rxvlan", "off");
             var hooks = HookAttachments.Attach(collector, [stem + "h"], XdpMode.Native, TcAttachMode.Auto, new ListLogger());
             return new XdpDispatcherHold(stem, hooks);
         }

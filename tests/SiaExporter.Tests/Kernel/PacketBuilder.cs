@@ -18,6 +18,11 @@ internal sealed class PacketBuilder
     public const ushort EtherTypeArp = 0x0806;
     public const ushort EtherType8021Q = 0x8100;
     public const ushort EtherType8021AD = 0x88A8;
+    public const ushort EtherTypePppoeDiscovery = 0x8863;
+    public const ushort EtherTypePppoeSession = 0x8864;
+    public const ushort PppIPv4 = 0x0021;
+    public const ushort PppIPv6 = 0x0057;
+    public const ushort PppLcp = 0xC021;
     public const byte ProtoTcp = 6;
     public const byte ProtoUdp = 17;
     public const byte ProtoIcmp = 1;
@@ -45,6 +50,12 @@ internal sealed class PacketBuilder
     private sealed record VlanLayer(ushort Tpid, ushort Tci, ushort? EtherType) : Layer
     {
         public override int TypeCode => Tpid;
+    }
+
+    /// <summary>PPPoE session header (RFC 2516) and the 2-byte PPP protocol.</summary>
+    private sealed record PppoeLayer(ushort SessionId, ushort? PppProtocol) : Layer
+    {
+        public override int TypeCode => EtherTypePppoeSession;
     }
 
     private sealed record IPv4Layer(byte[] Source, byte[] Destination, byte[] Options, ushort Id, bool DontFragment,
@@ -93,6 +104,14 @@ internal sealed class PacketBuilder
     public PacketBuilder Vlan(ushort tpid = EtherType8021Q, ushort vid = 100, ushort? etherType = null)
     {
         _layers.Add(new VlanLayer(tpid, (ushort)(vid & 0x0fff), etherType));
+        return this;
+    }
+
+    /// <summary>A PPPoE session header; the PPP protocol follows the next layer (IPv4 0x0021, IPv6 0x0057)
+    /// unless given.</summary>
+    public PacketBuilder PppoeSession(ushort sessionId = 0x2a, ushort? pppProtocol = null)
+    {
+        _layers.Add(new PppoeLayer(sessionId, pppProtocol));
         return this;
     }
 
@@ -252,6 +271,21 @@ internal sealed class PacketBuilder
                 var b = new byte[4];
                 BinaryPrimitives.WriteUInt16BigEndian(b, v.Tci);
                 BinaryPrimitives.WriteUInt16BigEndian(b.AsSpan(2), v.EtherType ?? (ushort)NextCode(next, 0x88B5));
+                return b;
+            }
+            case PppoeLayer pppoe:
+            {
+                var b = new byte[8];
+                b[0] = 0x11; // version 1, type 1; code 0 = session data
+                BinaryPrimitives.WriteUInt16BigEndian(b.AsSpan(2), pppoe.SessionId);
+                BinaryPrimitives.WriteUInt16BigEndian(b.AsSpan(4), (ushort)(2 + rest.Length)); // PPP protocol + payload
+                var ppp = pppoe.PppProtocol ?? NextCode(next, -1) switch
+                {
+                    EtherTypeIPv4 => PppIPv4,
+                    EtherTypeIPv6 => PppIPv6,
+                    _ => PppLcp,
+                };
+                BinaryPrimitives.WriteUInt16BigEndian(b.AsSpan(6), ppp);
                 return b;
             }
             case IPv4Layer ip4:

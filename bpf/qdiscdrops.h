@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/*
+ * What a shaping qdisc dropped of the traffic tc_egress counted.
+ *
+ * tc_egress runs before the qdisc: a frame a tbf, fq_codel or cake then drops
+ * has been counted as "up" although it never left (and TCP sends it again,
+ * counted again). qdisc_drop, on the kfree_skb tracepoint, sees every dropped
+ * skb; it keeps those dropped by a qdisc (the QDISC and qdisc-specific drop
+ * reasons) on an interface the daemon counts (`counted_ifindex`), classifies
+ * them as tc_egress did (the host's port, else the remote port) and adds their
+ * bytes and packets per slot to `qdisc_drops`. up - qdisc_drops is what left.
+ *
+ * A tracing program cannot use direct packet access: the IP and transport
+ * headers are copied with bpf_probe_read_kernel from skb->head at the offsets
+ * the stack set (network_header, transport_header), so this works on every
+ * link type. The bytes are the qdisc's own length (qdisc_skb_cb pkt_len, the
+ * wire_len tc_egress counted) plus 4 per segment for an offloaded VLAN tag.
+ * Not attributed: IPv6 packets with extension headers (fragments included).
+ *
+ * Included at the end of collector.bpf.c (maps, CONFIG, add(), put_addr).
+ */
+#ifndef COLLECTOR_QDISCDROPS_H
+#define COLLECTOR_QDISCDROPS_H
+
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+/* The kernel types read here, by name through CO-RE (only the fields used). */
+struct net_device {
+	int ifindex;
+} __attribute__((preserve_access_index));
+
+struct sk_buff {
+	unsigned char *head;
+	unsigned int end;
+	__u16 network_header;
+	__u16 transport_header;
+	__be16 vlan_proto;
+	char cb[48];
+	struct net_device *dev;
+} __attribute__((preserve_access_index));
+
+struct skb_shared_info {
+	unsigned short gso_segs;
+} __attribute__((preserve_access_index));
+
+/* Values come from the running kernel (bpf_core_enum_value); these are placeholders. */
+enum skb_drop_reason {
+	SKB_DROP_REASON_QDISC_DROP,
+	SKB_DROP_REASON_QDISC_OVERLIMIT,
+	SKB_DROP_REASON_QDISC_CONGESTED,
+	SKB_DROP_REASON_CAKE_FLOOD,
+	SKB_DROP_REASON_FQ_BAND_LIMIT,
+	SKB_DROP_REASON_FQ_HORIZON_LIMIT,
+	SKB_DROP_REASON_FQ_FLOW_LIMIT,
+};
+
+/* The interfaces the daemon counts: key ifindex, value 1 (written by the loader). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, __u8);
+	__uint(max_entries, COLLECTOR_MAX_INTERFACES);
+} counted_ifindex SEC(".maps");
+
+/* One entry, n_slots counters (resized by the loader like `aggregates`). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct counter) * COLLECTOR_DEFAULT_SLOTS);
+	__uint(max_entries, 1);
+} qdisc_drops SEC(".maps");
+
+/* Reasons the kernel names exist only from 6.16 on; a missing one never matches. */
+#define QDISC_REASON(r) \
+	(bpf_core_enum_value_exists(enum skb_drop_reason, r) && reason == bpf_core_enum_value(enum skb_drop_reason, r))
+
+static __always_inline int is_qdisc_drop(__u32 reason)
+{
+	return QDISC_REASON(SKB_DROP_REASON_QDISC_DROP) || QDISC_REASON(SKB_DROP_REASON_QDISC_OVERLIMIT) ||
+	       QDISC_REASON(SKB_DROP_REASON_QDISC_CONGESTED) || QDISC_REASON(SKB_DROP_REASON_CAKE_FLOOD) ||
+	       QDISC_REASON(SKB_DROP_REASON_FQ_BAND_LIMIT) || QDISC_REASON(SKB_DROP_REASON_FQ_HORIZON_LIMIT) ||
+	       QDISC_REASON(SKB_DROP_REASON_FQ_FLOW_LIMIT);
+}
+
+/* The class (+1) of a sent packet, as tc_egress decides it; COLLECTOR_NO_CLASS if none. */
+static __always_inline __u32 class_of_sent(struct sk_buff *skb, unsigned char *head, __u16 nh)
+{
+	__u8 first, l4proto;
+	__u16 l4_off, frag_off = 0;
+	__be16 ports[2];
+	__u32 zero = 0, cls, row;
+	struct port_table *pt;
+	struct iphdr ip;
+	struct ipv6hdr ip6;
+	struct frag_key fk = {};
+
+	if (bpf_probe_read_kernel(&first, 1, head + nh))
+		return COLLECTOR_NO_CLASS;
+	if (first >> 4 == 4) {
+		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + nh))
+			return COLLECTOR_NO_CLASS;
+		l4proto = ip.protocol;
+		l4_off = nh + ip.ihl * 4;
+		frag_off = bpf_ntohs(ip.frag_off);
+		if (frag_off & IPV4_OFFSET) { /* a later fragment: the first one's class */
+			struct frag_value *fv;
+
+			put_addr((__u32 *)fk.saddr, &ip.saddr, 0);
+			put_addr((__u32 *)fk.daddr, &ip.daddr, 0);
+			fk.id = bpf_ntohs(ip.id);
+			fk.proto = l4proto;
+			fv = bpf_map_lookup_elem(&frag_classes, &fk);
+			return fv ? fv->class_plus_one : COLLECTOR_NO_CLASS;
+		}
+	} else if (first >> 4 == 6) {
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh))
+			return COLLECTOR_NO_CLASS;
+		l4proto = ip6.nexthdr; /* extension headers: transport_header is past them */
+		l4_off = BPF_CORE_READ(skb, transport_header);
+		if (l4_off == (__u16)~0U)
+			l4_off = nh + sizeof(ip6);
+		/* extension headers in front (a fragment, hop-by-hop): not attributed */
+		if (l4proto != IPPROTO_TCP && l4proto != IPPROTO_UDP)
+			return COLLECTOR_NO_CLASS;
+	} else {
+		return COLLECTOR_NO_CLASS;
+	}
+	if (l4proto == IPPROTO_TCP)
+		row = COLLECTOR_PROTO_ROW_TCP;
+	else if (l4proto == IPPROTO_UDP)
+		row = COLLECTOR_PROTO_ROW_UDP;
+	else
+		return COLLECTOR_NO_CLASS;
+	if (bpf_probe_read_kernel(ports, sizeof(ports), head + l4_off))
+		return COLLECTOR_NO_CLASS;
+	pt = bpf_map_lookup_elem(&port_classes, &zero);
+	if (!pt)
+		return COLLECTOR_NO_CLASS;
+	row <<= 16;
+	/* sent by the host: its port is the source */
+	cls = pt->class_of[0][row | bpf_ntohs(ports[0])];
+	if (cls == COLLECTOR_NO_CLASS)
+		cls = pt->class_of[0][row | bpf_ntohs(ports[1])];
+	return cls;
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(qdisc_drop, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+{
+	struct skb_shared_info *shinfo;
+	unsigned char *head;
+	__u32 ifindex, cls, slot, zero = 0, pkt_len;
+	__u64 packets, bytes;
+	struct counter *v;
+
+	if (!is_qdisc_drop(reason))
+		return 0;
+	ifindex = BPF_CORE_READ(skb, dev, ifindex);
+	if (!bpf_map_lookup_elem(&counted_ifindex, &ifindex))
+		return 0;
+	head = BPF_CORE_READ(skb, head);
+	cls = class_of_sent(skb, head, BPF_CORE_READ(skb, network_header));
+	if (cls == COLLECTOR_NO_CLASS)
+		return 0;
+	slot = (cls - 1) * COLLECTOR_DIRECTIONS + COLLECTOR_DIR_UP;
+
+	shinfo = (struct skb_shared_info *)(head + BPF_CORE_READ(skb, end));
+	packets = BPF_CORE_READ(shinfo, gso_segs);
+	if (!packets)
+		packets = 1;
+	if (bpf_probe_read_kernel(&pkt_len, sizeof(pkt_len), &skb->cb[0])) /* qdisc_skb_cb.pkt_len */
+		return 0;
+	bytes = pkt_len;
+	if (BPF_CORE_READ(skb, vlan_proto))
+		bytes += 4 * packets;
+	v = bpf_map_lookup_elem(&qdisc_drops, &zero);
+	if (v)
+		add(v, slot, bytes, packets);
+	return 0;
+}
+
+#endif /* COLLECTOR_QDISCDROPS_H */

@@ -1,0 +1,93 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using SiaExporter.Bpf;
+using SiaExporter.Counters;
+using SiaExporter.Hosting;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace SiaExporter.Tests.EndToEnd;
+
+/// <summary>
+/// A shaping qdisc that drops: a tbf of 10 Mbit/s on the host end, UDP blasted from 9984 and TCP
+/// served from 9981 through it. tc_egress counts before the qdisc; qdisc_drop counts what the tbf
+/// then dropped of it. Checked against a capture beyond the qdisc (on the namespace end): per
+/// class, counted up − qdisc drops equals what arrived, to the byte and the packet.
+/// </summary>
+[Trait("Category", "EndToEnd")]
+public sealed class ShaperEndToEndTests(ITestOutputHelper output)
+{
+    [KernelFact]
+    public void Up_minus_the_qdisc_drops_is_what_left_the_host()
+    {
+        using var net = TestNetwork.Create(offloads: false);
+        using var collector = CollectorUnderTest.Start(net, XdpMode.Generic);
+        using var drops = QdiscDropCounter.Start(collector.Object, [net.HostIfIndex], collector.Log)
+            ?? throw new InvalidOperationException("qdisc drops are not counted on this kernel: " + string.Join('\n', collector.Log.Lines));
+        Shell.Run("tc", "qdisc", "add", "dev", net.HostInterface, "root", "tbf", "rate", "10mbit", "burst", "16kb", "latency", "20ms");
+        var before = collector.Read();
+        var dropsBefore = drops.Read();
+
+        var pcap = Path.Combine(Path.GetTempPath(), $"{net.Name}-tbf.pcap");
+        using (var capture = PacketCapture.Start(net, pcap))
+        {
+            BlastUdp(net, TimeSpan.FromSeconds(1.5), size: 1000);
+            SocketTraffic.TcpInbound(net.InNamespace, net.HostV4, net.ClientV4B, 9981, clientSends: 2_000, hostSends: 1_500_000);
+            Thread.Sleep(300);
+            capture.Stop();
+        }
+        var counted = IpCaptureTruth.Delta(before, collector.Read());
+        var dropped = drops.Read();
+        var arrived = IpCaptureTruth.FromPcap(pcap, [net.HostV4, net.HostV6], PortClassSet.DefaultSet);
+        output.WriteLine(Shell.Run("tc", "-s", "qdisc", "show", "dev", net.HostInterface));
+
+        var problems = new List<string>();
+        foreach (var portClass in new[] { "9984/udp", "9981/tcp" })
+        {
+            var slot = PortClassSet.Slot(PortClassSet.DefaultSet.IndexOf(PortClass.Parse(portClass)), Direction.Up);
+            Traffic Sum(Dictionary<(ClientAddress Client, int Slot), Traffic> d) =>
+                d.Where(kv => kv.Key.Slot == slot).Aggregate(Traffic.Zero, (a, kv) => a + kv.Value);
+            var up = Sum(counted);
+            var gone = new Traffic(dropped[slot].Bytes - dropsBefore[slot].Bytes, dropped[slot].Packets - dropsBefore[slot].Packets);
+            var left = Sum(arrived);
+            output.WriteLine($"{portClass} up: counted {up.Bytes} B / {up.Packets} p, qdisc dropped {gone.Bytes} B / {gone.Packets} p, " +
+                $"arrived {left.Bytes} B / {left.Packets} p; up alone is {(double)up.Bytes / left.Bytes:0.00}× what left");
+            if (up.Bytes - gone.Bytes != left.Bytes || up.Packets - gone.Packets != left.Packets)
+                problems.Add($"{portClass}: counted − dropped = {up.Bytes - gone.Bytes} B / {up.Packets - gone.Packets} p, arrived {left.Bytes} B / {left.Packets} p");
+            if (portClass == "9984/udp" && gone.Packets == 0) problems.Add("the tbf dropped no UDP: the test shaped nothing");
+        }
+        Assert.True(problems.Count == 0, string.Join('\n', problems) + $"\n(pcap {pcap})");
+        File.Delete(pcap);
+    }
+
+    /// <summary>UDP from the host's 9984 to a reader in the namespace, as fast as the socket takes it.</summary>
+    private static void BlastUdp(TestNetwork net, TimeSpan duration, int size)
+    {
+        using var reader = net.InNamespace.Run(() =>
+        {
+            var s = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            s.Bind(new IPEndPoint(net.ClientV4A, 40000));
+            return s;
+        });
+        var reading = Task.Run(() =>
+        {
+            var buffer = new byte[2048];
+            try
+            {
+                while (true) reader.Receive(buffer);
+            }
+            catch (SocketException) { }
+            catch (ObjectDisposedException) { }
+        });
+        using var sender = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        sender.Bind(new IPEndPoint(net.HostV4, 9984));
+        var payload = new byte[size];
+        var target = new IPEndPoint(net.ClientV4A, 40000);
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < duration) sender.SendTo(payload, target);
+        Thread.Sleep(200); // the tbf drains its queue
+        reader.Close();
+        reading.Wait(TimeSpan.FromSeconds(5));
+    }
+}
