@@ -34,11 +34,11 @@ BPF_CFLAGS  := -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -I$(
 
 # Debian packages: what running needs, and what the tests need on top.
 RUN_PKGS    := clang llvm libbpf-dev libbpf1 bpftool iproute2 libc6-dev
-TEST_PKGS   := $(RUN_PKGS) ethtool tcpdump tshark sqlite3 iperf3 prometheus systemd procps e2fsprogs \
+TEST_PKGS   := $(RUN_PKGS) ethtool tcpdump tshark sqlite3 iperf3 prometheus systemd procps e2fsprogs chromium \
                ngtcp2-server ngtcp2-client openssl
 DEPS_STAMP  := $(BUILD)/.deps
 
-.PHONY: all build bpf publish run test test-unit deps deps-run deps-test bench bench-bpf probes bench-scrape \
+.PHONY: all build bpf web publish run test test-unit deps deps-run deps-test bench bench-bpf probes bench-scrape \
         bench-sqlite bench-traffic soak install uninstall clean check-dotnet docs
 
 all: build
@@ -57,6 +57,20 @@ bpf: $(BPF_OBJ)
 $(BPF_OBJ): bpf/collector.bpf.c bpf/collector.h $(wildcard bpf/*.h)
 	@mkdir -p $(BUILD)
 	$(CLANG) $(BPF_CFLAGS) -c bpf/collector.bpf.c -o $@
+
+# The dashboard (web/): npm packages from the committed lockfile (npm ci; offline from the npm
+# cache once they were fetched), bundled by esbuild into web/dist/, which the csproj embeds in the
+# binary (its build runs this target). Node is needed to build, never to run.
+WEB_SRC     := web/package.json web/package-lock.json web/build.mjs $(wildcard web/src/*)
+WEB_OUT     := web/dist/app.js
+WEB_MODULES := web/node_modules/.package-lock.json
+web: $(WEB_OUT)
+$(WEB_MODULES): web/package-lock.json
+	@command -v npm >/dev/null || { echo "error: node and npm (v18 or later) are needed to build the dashboard in web/ — install them and retry" >&2; exit 1; }
+	cd web && { npm ci --offline --no-audit --no-fund --loglevel=error || npm ci --no-audit --no-fund --loglevel=error; }
+	@touch $@
+$(WEB_OUT): $(WEB_MODULES) $(WEB_SRC)
+	cd web && node build.mjs
 
 # Native AOT: one self-contained executable (plus SQLite's libe_sqlite3.so beside it), no .NET
 # runtime on the host, no JIT (so the unit can set MemoryDenyWriteExecute=yes), and half the
@@ -123,7 +137,7 @@ soak: deps-test check-dotnet $(BIN) $(BPF_OBJ)
 # systemd runs here and DESTDIR is empty. install only rebuilds what is older than its sources,
 # so `make build && sudo make install` does not publish twice.
 SOURCES     := $(shell find src -type f \( -name '*.cs' -o -name '*.csproj' -o -name '*.awk' \) -not -path '*/obj/*' -not -path '*/bin/*' 2>/dev/null) \
-               Directory.Build.props $(wildcard bpf/*.h)
+               Directory.Build.props $(wildcard bpf/*.h) $(WEB_SRC)
 # Where install records that it created the env file (uninstall removes it only then).
 ENV_MARKER  := $(STATEDIR)/.env-created-by-install
 # Pins are kernel-global, not under DESTDIR: a staged uninstall touches them only when PINDIR
@@ -181,7 +195,7 @@ uninstall:
 	-@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 clean:
-	rm -rf $(BUILD) data $(DIST)
+	rm -rf $(BUILD) data $(DIST) web/dist
 	$(DOTNET) clean SiaExporter.sln --nologo -v quiet >/dev/null 2>&1 || true
 
 # ---------------------------------------------------------------- packages (make deb, make test-packages)

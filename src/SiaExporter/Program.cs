@@ -6,8 +6,9 @@ public static class Program
 {
     public const string Usage = """
         usage: collector [run] [--SETTING VALUE ...]          the daemon: attach, serve /metrics, flush to SQLite, log top clients
-               collector top [--since 1h] [--limit 20]       top clients from the SQLite history
-               collector export --format csv|json [--since T] [--until T]   history rows to stdout
+               collector top [--since 1h | --period month|day|hour [--at T]] [--limit 20]   top clients from the SQLite history
+               collector export --format csv|json [--since T] [--until T]   history rows to stdout (5m, 1h or 1d rows)
+               collector report [--month 2026-11] [--limit 5]   a billing month: used, projected, quota, top clients
                collector detach [--purge]                    detach the programs left attached; --purge also removes the pinned counters
                collector version                             version, libbpf version, kernel features found
                collector settings [--env-example|--markdown] every setting with its default (as an env file, or a Markdown table)
@@ -49,6 +50,8 @@ public static class Program
                     return Commands.Top(CollectorSettings.Parse(values, interfacesRequired: false), commandArgs);
                 case "export":
                     return Commands.Export(CollectorSettings.Parse(values, interfacesRequired: false), commandArgs);
+                case "report":
+                    return Commands.Report(CollectorSettings.Parse(values, interfacesRequired: false), commandArgs);
                 case "detach":
                     return Commands.Detach(CollectorSettings.Parse(values, interfacesRequired: false), commandArgs);
                 case "version" or "--version" or "-V":

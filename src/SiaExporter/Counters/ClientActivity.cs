@@ -24,8 +24,12 @@ public sealed class ClientActivity
 
     public int Count => _seen.Count;
 
-    /// <summary>Records a snapshot; clients gone from it are forgotten.</summary>
-    public void Observe(CounterSnapshot snapshot)
+    /// <summary>Records a snapshot at its own (wall) time; clients gone from it are forgotten.</summary>
+    public void Observe(CounterSnapshot snapshot) => Observe(snapshot, snapshot.TakenAt);
+
+    /// <summary>Records a snapshot as taken at <paramref name="at"/> on the caller's clock (a monotonic
+    /// one for eviction, so a wall-clock step never makes every client look idle).</summary>
+    public void Observe(CounterSnapshot snapshot, DateTimeOffset at)
     {
         _epoch++;
         var clients = snapshot.Clients;
@@ -38,7 +42,7 @@ public sealed class ClientActivity
             if (!existed || entry.Sum != sum)
             {
                 entry.Sum = sum;
-                entry.Changed = snapshot.TakenAt;
+                entry.Changed = at;
             }
             entry.Epoch = _epoch;
             entry.Index = i;

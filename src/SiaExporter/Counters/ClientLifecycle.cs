@@ -30,15 +30,18 @@ public sealed class ClientLifecycle
     private readonly Func<IReadOnlyCollection<ClientAddress>, IReadOnlyList<EvictedClient>> _evict;
     private readonly TimeProvider _time;
     private readonly ClientActivity _activity = new();
+    private readonly long _origin;
 
     /// <param name="evict">The kernel eviction: <see cref="SnapshotSource.Evict"/> (or <see cref="ICounterSource.Evict"/>).</param>
     /// <param name="idleTimeout">A client whose counters have not moved for this long is evicted.</param>
-    /// <param name="time">The clock the idle time is measured on.</param>
+    /// <param name="time">The clock the idle time is measured on: its monotonic side (GetTimestamp), so a
+    /// step of the wall clock (forward 2 h) does not make every client idle.</param>
     public ClientLifecycle(Func<IReadOnlyCollection<ClientAddress>, IReadOnlyList<EvictedClient>> evict, TimeSpan idleTimeout, TimeProvider time)
     {
         _evict = evict;
         IdleTimeout = idleTimeout;
         _time = time;
+        _origin = time.GetTimestamp();
     }
 
     public TimeSpan IdleTimeout { get; }
@@ -47,10 +50,13 @@ public sealed class ClientLifecycle
     public int Count => _activity.Count;
 
     /// <summary>Records a snapshot the history has been given; clients gone from it are forgotten.</summary>
-    public void Observe(CounterSnapshot snapshot) => _activity.Observe(snapshot);
+    public void Observe(CounterSnapshot snapshot) => _activity.Observe(snapshot, Monotonic());
 
     /// <summary>Clients whose counters have not moved for longer than the idle timeout, now.</summary>
-    public IReadOnlyList<ClientAddress> Idle() => _activity.IdleSince(_time.GetUtcNow() - IdleTimeout);
+    public IReadOnlyList<ClientAddress> Idle() => _activity.IdleSince(Monotonic() - IdleTimeout);
+
+    /// <summary>Elapsed monotonic time since this lifecycle started, on a DateTimeOffset scale.</summary>
+    private DateTimeOffset Monotonic() => DateTimeOffset.UnixEpoch + _time.GetElapsedTime(_origin);
 
     /// <summary>
     /// Evicts the idle clients from the kernel map, handing their final values to

@@ -80,9 +80,25 @@ public sealed record MetricsOptions
 public sealed record DatabaseOptions
 {
     public string SqlitePath { get; init; } = S.SqlitePath.Default;
+    /// <summary>Days the daily tier keeps: the whole history.</summary>
     public int RetentionDays { get; init; } = S.RetentionDays.Default;
+    /// <summary>Days the 5-minute rows are kept.</summary>
+    public int RawRetentionDays { get; init; } = S.RawRetentionDays.Default;
+    /// <summary>Days the hourly rows are kept.</summary>
+    public int HourlyRetentionDays { get; init; } = S.HourlyRetentionDays.Default;
     /// <summary>How often counters are flushed, on the boundary.</summary>
     public TimeSpan FlushInterval { get; init; } = S.FlushInterval.Default;
+}
+
+/// <summary>Billing periods and the optional monthly quota.</summary>
+public sealed record BillingOptions
+{
+    /// <summary>Day of the month (1–28) a billing month starts, 00:00 UTC.</summary>
+    public int Day { get; init; } = S.BillingDay.Default;
+    /// <summary>Upload quota per billing month, every class; null: none.</summary>
+    public long? QuotaUpBytes { get; init; } = S.QuotaUp.Default;
+    /// <summary>Download quota per billing month, every class; null: none.</summary>
+    public long? QuotaDownBytes { get; init; } = S.QuotaDown.Default;
 }
 
 /// <summary>The live view of the busiest clients in the journal.</summary>
@@ -116,6 +132,7 @@ public sealed class CollectorOptions
     public DatabaseOptions Database { get; init; } = new();
     public LogOptions Log { get; init; } = new();
     public ApiOptions Api { get; init; } = new();
+    public BillingOptions Billing { get; init; } = new();
     public HostdOptions Hostd { get; init; } = new();
 
     // Shorthands for the component values that Metrics, Storage, Push, the hosted services and the

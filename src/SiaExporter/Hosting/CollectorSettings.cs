@@ -144,6 +144,8 @@ public static class CollectorSettings
             {
                 SqlitePath = sqlitePath,
                 RetentionDays = read.Value(SettingsTable.RetentionDays),
+                RawRetentionDays = read.Value(SettingsTable.RawRetentionDays),
+                HourlyRetentionDays = read.Value(SettingsTable.HourlyRetentionDays),
                 FlushInterval = read.Value(SettingsTable.FlushInterval),
             },
             Log = new LogOptions
@@ -155,6 +157,12 @@ public static class CollectorSettings
             {
                 Endpoint = read.Value(SettingsTable.ApiEndpoint),
                 Token = read.Value(SettingsTable.ApiToken),
+            },
+            Billing = new BillingOptions
+            {
+                Day = read.Value(SettingsTable.BillingDay),
+                QuotaUpBytes = read.Value(SettingsTable.QuotaUp),
+                QuotaDownBytes = read.Value(SettingsTable.QuotaDown),
             },
         };
         read.ThrowIfAnyProblem();

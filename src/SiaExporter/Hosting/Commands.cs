@@ -8,10 +8,14 @@ namespace SiaExporter.Hosting;
 public static class Commands
 {
     public static int Top(CollectorOptions options, string[] args) =>
-        TopCommand.Run(options.Database.SqlitePath, args, Console.Out, Console.Error);
+        TopCommand.Run(options.Database.SqlitePath, args, Console.Out, Console.Error, view: HistoryView.From(options.Database, options.Billing));
 
     public static int Export(CollectorOptions options, string[] args) =>
-        ExportCommand.Run(options.Database.SqlitePath, args, Console.Out, Console.Error);
+        ExportCommand.Run(options.Database.SqlitePath, args, Console.Out, Console.Error, view: HistoryView.From(options.Database, options.Billing));
+
+    public static int Report(CollectorOptions options, string[] args) =>
+        ReportCommand.Run(options.Database.SqlitePath, args, Console.Out, Console.Error, view: HistoryView.From(options.Database, options.Billing),
+            quota: options.Billing);
 
     /// <summary>
     /// Takes our programs off every hook (pinned links under the pin directory, and netlink filters at

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging.Console;
 using SiaExporter.Counters;
+using SiaExporter.Dashboard;
 using SiaExporter.Hostd;
 using SiaExporter.Metrics;
 using SiaExporter.Push;
@@ -66,7 +67,7 @@ public static class DaemonCommand
             return new SnapshotSource(counters, sp.GetRequiredService<TimeProvider>());
         });
         services.AddSingleton(sp => TrafficHistory.Open(options.SqlitePath, options.Ports,
-            sp.GetRequiredService<ILoggerFactory>().CreateLogger<TrafficHistory>(), sp.GetRequiredService<TimeProvider>()));
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger<TrafficHistory>(), sp.GetRequiredService<TimeProvider>(), anonymize: options.Anonymize));
         // Before the flush service: hosted services stop in reverse, so the final flush comes first
         // and the push's bounded final attempt gets what is left of the shutdown timeout.
         var push = PushOptions.From(options);
@@ -80,9 +81,10 @@ public static class DaemonCommand
         // The one owner of eviction from the kernel map (through the snapshot source's door).
         services.AddSingleton(sp => new ClientLifecycle(sp.GetRequiredService<SnapshotSource>().Evict, options.ClientIdleTimeout,
             sp.GetRequiredService<TimeProvider>()));
+        var billing = new Billing.BillingMeter(options.Billing);
         services.AddHostedService(sp => new HistoryFlushService(sp.GetRequiredService<TrafficHistory>(),
             sp.GetRequiredService<SnapshotSource>().Fresh, sp.GetRequiredService<ClientLifecycle>(), options,
-            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<HistoryFlushService>>()));
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<HistoryFlushService>>(), billing));
         services.AddSingleton(sp =>
         {
             var kernel = sp.GetRequiredService<KernelCounters>();
@@ -95,6 +97,7 @@ public static class DaemonCommand
                 LastMapReadDuration = () => source.LastReadDuration,
                 History = () => new HistoryHealth(history.LastSuccess, history.FailureCount),
                 Push = push is null ? null : () => sp.GetRequiredService<ApiPushService>().Status,
+                Billing = billing,
                 QdiscDrops = kernel.QdiscDrops,
                 HostdPeers = options.Hostd.Enabled ? () => sp.GetRequiredService<HostdPeersService>().Current : null,
                 MapCapacity = options.MaxClients,
@@ -112,15 +115,21 @@ public static class DaemonCommand
                 sp.GetRequiredService<ILogger<HostdPeersService>>()));
             services.AddHostedService(sp => sp.GetRequiredService<HostdPeersService>());
         }
+        services.AddSingleton(sp => new LiveRates(sp.GetRequiredService<SnapshotSource>().Current,
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<LiveRates>>()));
+        services.AddHostedService(sp => sp.GetRequiredService<LiveRates>());
+        services.AddSingleton(sp => new DashboardApi(options, sp.GetRequiredService<SnapshotSource>().Current,
+            sp.GetRequiredService<LiveRates>(), sp.GetRequiredService<TimeProvider>()));
 
         var app = builder.Build();
         MetricsExporter.ConfigureDefaultRegistry();
         var source = app.Services.GetRequiredService<SnapshotSource>();
         app.UseScrapeLimit(options.Web.TelemetryPath, options.Web.MaxRequests);
         app.MapSiaMetrics(app.Services.GetRequiredService<MetricsExporter>(), options.Web.TelemetryPath);
-        app.MapSiaIndexPage(new IndexPage(source.Current, options));
+        app.MapSiaIndexPage(new IndexPage(source.Current, options), "/now");
+        app.MapDashboard(app.Services.GetRequiredService<DashboardApi>(), app.Services.GetRequiredService<TimeProvider>());
         app.Lifetime.ApplicationStarted.Register(() => app.Logger.LogInformation(
-            "serving {Path} on {Listen} ({Scheme}); counting {Ports} on {Interfaces}; history in {Database}",
+            "serving {Path} and the dashboard (/) on {Listen} ({Scheme}); counting {Ports} on {Interfaces}; history in {Database}",
             options.Web.TelemetryPath, listeners, web?.Tls is null ? "http" : "https", options.Ports, string.Join(',', options.Interfaces), options.SqlitePath));
         return app;
     }

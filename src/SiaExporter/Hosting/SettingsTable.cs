@@ -1,6 +1,7 @@
 using System.Globalization;
 using SiaExporter.Bpf;
 using SiaExporter.Counters;
+using SiaExporter.Storage;
 using SiaExporter.Web;
 
 namespace SiaExporter.Hosting;
@@ -79,7 +80,25 @@ public static class SettingsTable
 
     public static readonly Setting<int> RetentionDays = WholeNumber("RETENTION_DAYS", typeof(DatabaseOptions), nameof(DatabaseOptions.RetentionDays),
         400, 1, 36_500,
-        "Days of history kept in SQLite.");
+        "Days of history kept in SQLite: the daily tier (traffic_daily, traffic_host_daily) keeps this long.");
+
+    public static readonly Setting<int> RawRetentionDays = WholeNumber("RAW_RETENTION_DAYS", typeof(DatabaseOptions), nameof(DatabaseOptions.RawRetentionDays),
+        HistoryTiers.DefaultRawDays, 1, 36_500,
+        "Days the 5-minute rows (traffic, traffic_detail, traffic_host) are kept; older ranges are read from the hourly and daily tiers. At most HOURLY_RETENTION_DAYS.");
+
+    public static readonly Setting<int> HourlyRetentionDays = WholeNumber("HOURLY_RETENTION_DAYS", typeof(DatabaseOptions), nameof(DatabaseOptions.HourlyRetentionDays),
+        HistoryTiers.DefaultHourlyDays, 1, 36_500,
+        "Days the hourly rows (traffic_hourly, traffic_host_hourly) are kept. At most RETENTION_DAYS.");
+
+    public static readonly Setting<int> BillingDay = WholeNumber("BILLING_DAY", typeof(BillingOptions), nameof(BillingOptions.Day),
+        1, 1, 28,
+        "Day of the month a billing period starts (00:00 UTC); `collector top --period month`, `collector report` and the quota use it.");
+
+    public static readonly Setting<long?> QuotaUp = ByteSize("QUOTA_UP", typeof(BillingOptions), nameof(BillingOptions.QuotaUpBytes),
+        "Monthly upload quota of the billing period, all classes; exposed as sia_exporter_quota_bytes{direction=\"up\"} for the projected-month alert. Empty: no quota.");
+
+    public static readonly Setting<long?> QuotaDown = ByteSize("QUOTA_DOWN", typeof(BillingOptions), nameof(BillingOptions.QuotaDownBytes),
+        "Monthly download quota of the billing period, all classes, like QUOTA_UP. Empty: no quota.");
 
     public static readonly Setting<string?> WebConfigFile = new("WEB_CONFIG_FILE", typeof(WebOptions), nameof(WebOptions.ConfigFile),
         null, ParseExistingFile, v => v ?? "",
@@ -174,9 +193,13 @@ public static class SettingsTable
         5, 1, 1000,
         "Clients the journal shows per class and direction.");
 
-    public static readonly Setting<TimeSpan> FlushInterval = Duration("FLUSH_INTERVAL", typeof(DatabaseOptions), nameof(DatabaseOptions.FlushInterval),
-        TimeSpan.FromMinutes(1),
-        "How often the counters are flushed to SQLite, on the clock's boundary; also the API push's cadence.");
+    public static readonly Setting<TimeSpan> FlushInterval = new("FLUSH_INTERVAL", typeof(DatabaseOptions), nameof(DatabaseOptions.FlushInterval),
+        TimeSpan.FromMinutes(1), FlushIntervals.Parse, DurationText.Format,
+        "How often the counters are flushed to SQLite, on the clock's boundary; also the API push's cadence. " +
+        "It must divide the 5-minute bucket, so every flush falls on a bucket's boundary.")
+    {
+        Accepts = FlushIntervals.Accepts,
+    };
 
     public static readonly Setting<string> TcAttach = new("TC_ATTACH", typeof(KernelOptions), nameof(KernelOptions.TcAttach),
         "auto", ParseTcAttach, v => v,
@@ -205,9 +228,9 @@ public static class SettingsTable
     public static readonly IReadOnlyList<Setting> All =
     [
         SiaHostname, Interface, SqlitePath, ApiEndpoint, ApiToken, ListenAddress, Ports,
-        MetricsTopClients, MaxClients, XdpMode, RetentionDays, WebConfigFile,
+        MetricsTopClients, MaxClients, XdpMode, RetentionDays, RawRetentionDays, HourlyRetentionDays, WebConfigFile,
         BpfObject, PinDirectory, StateDirectory, ClientIdleTimeout, LogInterval, LogTop,
-        FlushInterval, TcAttach, Anonymize, BpfStats,
+        FlushInterval, TcAttach, Anonymize, BpfStats, BillingDay, QuotaUp, QuotaDown,
         WebTelemetryPath, WebSystemdSocket, WebMaxRequests, WebDisableExporterMetrics, MetricsTopSubnets, SubnetPrefix,
         HostdApiUrl, HostdApiPassword, HostdPollInterval,
     ];
@@ -260,6 +283,12 @@ public static class SettingsTable
             Accepts = "a duration like 30s, 5m, 1h",
         };
     }
+
+    private static Setting<long?> ByteSize(string name, Type feeds, string property, string help) =>
+        new(name, feeds, property, null, t => ByteSizeText.Parse(t), v => v is null ? "" : ByteSizeText.Format(v.Value), help)
+        {
+            Accepts = ByteSizeText.Accepts,
+        };
 
     // ------------------------------------------------------------ parsers
 

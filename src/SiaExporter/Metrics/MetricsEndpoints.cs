@@ -35,7 +35,8 @@ public static class MetricsEndpoints
             await exporter.WriteScrapeAsync(gzip, format, context.RequestAborted).ConfigureAwait(false);
         });
 
-    /// <summary>The small HTML page: the busiest clients now and a link to /metrics.</summary>
-    public static IEndpointConventionBuilder MapSiaIndexPage(this IEndpointRouteBuilder endpoints, IndexPage page, string pattern = "/") =>
+    /// <summary>The small HTML page without script: the busiest clients now and a link to
+    /// /metrics (at /now; the dashboard has /).</summary>
+    public static IEndpointConventionBuilder MapSiaIndexPage(this IEndpointRouteBuilder endpoints, IndexPage page, string pattern = "/now") =>
         endpoints.MapGet(pattern, () => Results.Content(page.Render(), "text/html; charset=utf-8"));
 }

@@ -28,6 +28,8 @@ public sealed class MetricsSources
     /// the sia_exporter_push_* metrics are absent.</summary>
     public Func<Push.PushStatus>? Push { get; init; }
 
+    /// <summary>The billing month's usage and quota; without it the sia_exporter_billing_* and quota metrics are absent.</summary>
+    public Billing.BillingMeter? Billing { get; init; }
     /// <summary>Up traffic a shaping qdisc dropped after it was counted, per slot (null: not counted
     /// on this kernel); without it the sia_exporter_qdisc_dropped_* metrics are absent.</summary>
     public Func<Traffic[]?>? QdiscDrops { get; init; }
@@ -80,6 +82,7 @@ public sealed class MetricsExporter
             sources.LastMapReadDuration ?? (() => _traffic.LastSnapshotDuration), sources.MapCapacity ?? options.MaxClients, logger);
         if (sources.History is { } history) HistoryCollector.Register(Registry, history);
         if (sources.Push is { } push) PushCollector.Register(Registry, push);
+        if (sources.Billing is { } billing) BillingCollector.Register(Registry, billing);
         if (sources.QdiscDrops is { } qdiscDrops) QdiscDropCollector.Register(Registry, options.Ports, qdiscDrops);
         if (sources.HostdPeers is { } peers) HostdCollector.Register(Registry, peers, options.Anonymize);
         Prometheus.Metrics.WithCustomRegistry(Registry)

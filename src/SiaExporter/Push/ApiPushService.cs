@@ -144,6 +144,9 @@ public sealed class ApiPushService : BackgroundService
         }
     }
 
+    /// <summary>How far back a sent bucket is checked for late data (the 5-minute rows it is read from are kept 2 days by default).</summary>
+    public static readonly TimeSpan RevisionWindow = TimeSpan.FromDays(1);
+
     private async Task<PushRunResult> RunAsync(CancellationToken cancellationToken)
     {
         var now = _time.GetUtcNow();
@@ -157,6 +160,9 @@ public sealed class ApiPushService : BackgroundService
         var outbox = _outbox;
         var pruneBefore = Buckets.Of(now - _options.OutboxRetention);
         var seeded = outbox.Seed(LastClosedBucket(now, _options.Interval), pruneBefore);
+        var revised = outbox.ReviseGrown(Math.Max(pruneBefore, Buckets.Of(now - RevisionWindow)));
+        if (revised > 0)
+            _logger.LogInformation("API push: {Buckets} sent buckets got more data since (a late write, a clock step); sending them again as revisions", revised);
         outbox.Prune(pruneBefore);
         if (_databaseFailing) _logger.LogInformation("API push: outbox in {Path} readable again", _options.SqlitePath);
         _databaseFailing = false;
@@ -170,13 +176,13 @@ public sealed class ApiPushService : BackgroundService
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 var (clients, totals) = outbox.History.Bucket(entry.Bucket);
-                var body = PushPayload.Serialize(_options.Hostname, entry.Bucket, clients, totals);
-                var result = await _client.SendAsync(_options.Hostname, entry.Bucket, body, cancellationToken).ConfigureAwait(false);
+                var body = PushPayload.Serialize(_options.Hostname, entry.Bucket, clients, totals, entry.Revision);
+                var result = await _client.SendAsync(_options.Hostname, entry.Bucket, body, cancellationToken, entry.Revision).ConfigureAwait(false);
                 var at = _time.GetUtcNow();
                 switch (result.Outcome)
                 {
                     case SendOutcome.Sent:
-                        outbox.MarkSent(entry.Bucket, at);
+                        outbox.MarkSent(entry.Bucket, at, PushOutbox.TotalOf(totals));
                         sent++;
                         Publish(s => s with { LastSuccess = at, SentBuckets = s.SentBuckets + 1 });
                         // The token is accepted again: what was refused for it goes with the backlog.

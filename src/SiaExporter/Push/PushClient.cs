@@ -96,9 +96,10 @@ public sealed class PushClient : IDisposable
 
     /// <summary>Sends <paramref name="body"/> as bucket <paramref name="bucket"/> of <paramref name="host"/>.
     /// Throws <see cref="OperationCanceledException"/> only when <paramref name="cancellationToken"/> fires.</summary>
-    public async Task<SendResult> SendAsync(string host, long bucket, byte[] body, CancellationToken cancellationToken)
+    /// <param name="revision">0 for a bucket's first send: Idempotency-Key HOST/BUCKET; N for its Nth revision: HOST/BUCKET/rN.</param>
+    public async Task<SendResult> SendAsync(string host, long bucket, byte[] body, CancellationToken cancellationToken, long revision = 0)
     {
-        var key = FormattableString.Invariant($"{host}/{bucket}");
+        var key = revision == 0 ? FormattableString.Invariant($"{host}/{bucket}") : FormattableString.Invariant($"{host}/{bucket}/r{revision}");
         HttpResponseMessage response;
         try
         {

@@ -17,7 +17,7 @@ namespace SiaExporter.Push;
 /// </summary>
 public static class PushPayload
 {
-    public static byte[] Serialize(string host, long bucket, IReadOnlyList<ClassRow> clients, IReadOnlyList<ClassRow> totals)
+    public static byte[] Serialize(string host, long bucket, IReadOnlyList<ClassRow> clients, IReadOnlyList<ClassRow> totals, long revision = 0)
     {
         var buffer = new System.Buffers.ArrayBufferWriter<byte>(256 + 160 * (clients.Count + totals.Count));
         using (var w = new Utf8JsonWriter(buffer))
@@ -26,6 +26,7 @@ public static class PushPayload
             w.WriteString("host", host);
             w.WriteNumber("bucket", bucket);
             w.WriteNumber("bucket_end", bucket + Buckets.Seconds);
+            if (revision > 0) w.WriteNumber("revision", revision); // the whole bucket again: replaces revision N-1
             w.WriteStartArray("clients");
             foreach (var row in clients) WriteRow(w, row);
             w.WriteEndArray();

@@ -84,32 +84,72 @@ public static partial class HistoryArguments
     }
 }
 
+/// <summary>What the history commands read besides the file: the tiers' retention (which tier serves
+/// which part of a range) and the billing day (<c>--period month</c>, <c>report</c>).</summary>
+public sealed record HistoryView(IReadOnlyList<HistoryTier> Tiers, int BillingDay)
+{
+    public static HistoryView Default { get; } = From(new Hosting.DatabaseOptions(), new Hosting.BillingOptions());
+
+    public static HistoryView From(Hosting.DatabaseOptions database, Hosting.BillingOptions billing) =>
+        new(HistoryTiers.From(database), billing.Day);
+}
+
 /// <summary>
-/// <c>collector top [--since 1h] [--limit 20]</c>: the clients with the most bytes in the history,
-/// from the <c>traffic</c> table (so history of the original collector counts too), as an
-/// aligned table: up and down per class, and the total. Buckets are counted whole: --since
-/// selects the buckets starting at or after the start of the bucket holding that time.
+/// <c>collector top [--since 1h | --period month|day|hour [--at T]] [--limit 20]</c>: the clients
+/// with the most bytes in the history, as an aligned table: up and down per class, and the total.
+/// The range is read across the tiers (<see cref="TierPlan"/>): <c>traffic</c> itself in the
+/// 5-minute window (so history of the original collector counts too), hourly and daily rows
+/// before it; the caption says the coarsest resolution read. --since selects the buckets starting
+/// at or after the start of the bucket holding that time; --period the billing period (month from
+/// BILLING_DAY, UTC day, hour) holding --at (default now).
 /// </summary>
 public static class TopCommand
 {
-    public static int Run(string databasePath, IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr, TimeProvider? time = null)
+    public static int Run(string databasePath, IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr, TimeProvider? time = null, HistoryView? view = null)
     {
+        view ??= HistoryView.Default;
         try
         {
-            var values = HistoryArguments.Parse(args, "since", "limit");
+            var values = HistoryArguments.Parse(args, "since", "limit", "period", "at");
             var now = (time ?? TimeProvider.System).GetUtcNow();
-            var since = HistoryArguments.ParseTime("since", values.GetValueOrDefault("since", "1h"), now);
             var limit = 20;
             if (values.TryGetValue("limit", out var l) &&
                 (!int.TryParse(l, NumberStyles.None, CultureInfo.InvariantCulture, out limit) || limit < 1))
                 throw new UsageException($"--limit '{l}' is not a positive whole number");
+            long from, until;
+            string range;
+            if (values.TryGetValue("period", out var periodText))
+            {
+                if (values.ContainsKey("since")) throw new UsageException("--since and --period do not go together");
+                Billing.PeriodKind kind;
+                try
+                {
+                    kind = Billing.BillingPeriod.ParseKind(periodText);
+                }
+                catch (FormatException e)
+                {
+                    throw new UsageException("--period " + e.Message);
+                }
+                var at = values.TryGetValue("at", out var atText) ? HistoryArguments.ParseTime("at", atText, now) : now;
+                var period = Billing.BillingPeriod.Holding(kind, at, view.BillingDay);
+                (from, until) = (period.Start.ToUnixTimeSeconds(), period.End.ToUnixTimeSeconds());
+                range = $"in the {period}";
+            }
+            else
+            {
+                if (values.ContainsKey("at")) throw new UsageException("--at goes with --period");
+                var since = HistoryArguments.ParseTime("since", values.GetValueOrDefault("since", "1h"), now);
+                (from, until) = (Buckets.Of(since), long.MaxValue);
+                range = $"since {Buckets.StartOf(from):yyyy-MM-dd HH:mm} UTC";
+            }
             using var history = HistoryReader.OpenReadOnly(databasePath);
+            var plan = TierPlan.For(view.Tiers, from, until, now);
             var seed = HistorySchema.SeedColumns;
-            var rows = history.TopClients(Buckets.Of(since), limit)
+            var rows = history.TopClients(plan, limit)
                 .Select(c => (string[])[c.Client, .. c.SeedBytes.Select(HumanBytes), HumanBytes(c.Total)])
                 .ToList();
             string[] header = ["CLIENT", .. seed.Select(c => $"{c.Class} {(c.Direction == Counters.Direction.Up ? "UP" : "DOWN")}"), "TOTAL"];
-            stdout.WriteLine($"Top {rows.Count} clients since {Buckets.StartOf(Buckets.Of(since)):yyyy-MM-dd HH:mm} UTC ({databasePath})");
+            stdout.WriteLine($"Top {rows.Count} clients {range}, resolution {TierPlan.Label(plan)} ({databasePath})");
             var widths = header.Select((h, i) => Math.Max(h.Length, rows.Count == 0 ? 0 : rows.Max(r => r[i].Length))).ToArray();
             stdout.WriteLine(Line(header, widths));
             foreach (var row in rows) stdout.WriteLine(Line(row, widths));
@@ -122,7 +162,7 @@ public static class TopCommand
     }
 
     /// <summary>Client left-aligned, numbers right-aligned, two spaces between columns.</summary>
-    private static string Line(string[] cells, int[] widths) =>
+    internal static string Line(string[] cells, int[] widths) =>
         string.Join("  ", cells.Select((c, i) => i == 0 ? c.PadRight(widths[i]) : c.PadLeft(widths[i]))).TrimEnd();
 
     /// <summary>Decimal units, as network traffic is counted: 999 B, 1.5 kB, 12.0 MB, 3.2 GB, 1.1 TB.</summary>
@@ -142,17 +182,19 @@ public static class TopCommand
 }
 
 /// <summary>
-/// <c>collector export --format csv|json [--since T] [--until T]</c>: rows of the <c>traffic</c>
-/// table in (timestamp, client_ip) order. Fields, in this order, named as the columns:
+/// <c>collector export --format csv|json [--since T] [--until T]</c>: rows in the <c>traffic</c>
+/// table's shape in (timestamp, client_ip) order, read across the tiers (<see cref="TierPlan"/>):
+/// 5-minute rows in the raw window, hourly and daily rows before it. Fields, in this order:
 /// timestamp (bucket start, Unix seconds), client_ip, up_9981, down_9981, up_9984_tcp,
-/// down_9984_tcp, up_9984_udp, down_9984_udp. CSV has a header line; JSON is one array of
-/// objects. --since takes buckets from the one holding that time; --until excludes buckets
-/// starting at or after it. Default: the whole history, csv.
+/// down_9984_tcp, up_9984_udp, down_9984_udp, resolution (the row's bucket: 5m, 1h or 1d). CSV has
+/// a header line; JSON is one array of objects. --since takes buckets from the one holding that
+/// time; --until excludes buckets starting at or after it. Default: the whole history, csv.
 /// </summary>
 public static class ExportCommand
 {
-    public static int Run(string databasePath, IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr, TimeProvider? time = null)
+    public static int Run(string databasePath, IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr, TimeProvider? time = null, HistoryView? view = null)
     {
+        view ??= HistoryView.Default;
         try
         {
             var values = HistoryArguments.Parse(args, "format", "since", "until");
@@ -164,8 +206,8 @@ public static class ExportCommand
             if (until <= since) throw new UsageException("--until is not after --since");
             using var history = HistoryReader.OpenReadOnly(databasePath);
             var seed = HistorySchema.SeedColumns;
-            var rows = history.SeedRows(since, until);
-            string[] fields = ["timestamp", "client_ip", .. seed.Select(c => c.Column)];
+            var rows = history.SeedRows(TierPlan.For(view.Tiers, since, until, now));
+            string[] fields = ["timestamp", "client_ip", .. seed.Select(c => c.Column), "resolution"];
             if (format == "csv")
             {
                 stdout.WriteLine(string.Join(',', fields));
@@ -174,7 +216,8 @@ public static class ExportCommand
                 {
                     cells[0] = row.Timestamp.ToString(CultureInfo.InvariantCulture);
                     cells[1] = row.Client;
-                    for (var i = 2; i < fields.Length; i++) cells[i] = row.Bytes[i - 2].ToString(CultureInfo.InvariantCulture);
+                    for (var i = 2; i < fields.Length - 1; i++) cells[i] = row.Bytes[i - 2].ToString(CultureInfo.InvariantCulture);
+                    cells[^1] = row.Resolution;
                     stdout.WriteLine(string.Join(',', cells));
                 }
             }
@@ -190,7 +233,8 @@ public static class ExportCommand
                         json.WriteStartObject();
                         json.WriteNumber(fields[0], row.Timestamp);
                         json.WriteString(fields[1], row.Client);
-                        for (var i = 2; i < fields.Length; i++) json.WriteNumber(fields[i], row.Bytes[i - 2]);
+                        for (var i = 2; i < fields.Length - 1; i++) json.WriteNumber(fields[i], row.Bytes[i - 2]);
+                        json.WriteString(fields[^1], row.Resolution);
                         json.WriteEndObject();
                         if (++written % 1000 == 0)
                         {

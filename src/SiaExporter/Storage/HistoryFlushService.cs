@@ -10,8 +10,10 @@ namespace SiaExporter.Storage;
 /// on the boundary (every minute at :00 seconds by default), attributing each delta to the
 /// bucket of the instant just before the boundary it woke for (a flush that wakes later than a
 /// whole interval, after a suspend, uses the read's own time). After a committed flush: WAL
-/// checkpoint, idle-client eviction, and once an hour retention in small batches, within a
-/// quarter of the interval so the next flush is never late. On stop, one final flush.
+/// checkpoint, idle-client eviction, and once an hour retention of each tier in small batches,
+/// within a quarter of the interval so the next flush is never late. On stop, one final flush.
+/// A step of the wall clock is logged; retention's clock (<see cref="Clock.ClockWatch.Cautious"/>)
+/// does not follow a forward step.
 /// <para>
 /// Wiring: <c>new HistoryFlushService(history, snapshots.Fresh, lifecycle, options, time, logger)</c>
 /// with <see cref="SnapshotSource"/>; the <see cref="ClientLifecycle"/> (null: no eviction) is
@@ -27,7 +29,8 @@ public sealed class HistoryFlushService : BackgroundService
     private readonly CollectorOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private DateTimeOffset _nextRetention = DateTimeOffset.MinValue;
+    private readonly Clock.ClockWatch _clock;
+    private TimeSpan _nextRetention = TimeSpan.MinValue; // on the monotonic clock (_clock.Elapsed)
 
     public HistoryFlushService(
         TrafficHistory history,
@@ -35,7 +38,8 @@ public sealed class HistoryFlushService : BackgroundService
         ClientLifecycle? lifecycle,
         CollectorOptions options,
         TimeProvider time,
-        ILogger<HistoryFlushService> logger)
+        ILogger<HistoryFlushService> logger,
+        Billing.BillingMeter? billing = null)
     {
         if (options.FlushInterval <= TimeSpan.Zero) throw new ArgumentException("FlushInterval must be positive", nameof(options));
         _history = history;
@@ -43,8 +47,14 @@ public sealed class HistoryFlushService : BackgroundService
         _lifecycle = lifecycle;
         _options = options;
         _time = time;
+        _clock = new Clock.ClockWatch(time);
+        _billing = billing;
         _logger = logger;
+        _tiers = HistoryTiers.From(options.Database);
     }
+
+    private readonly IReadOnlyList<HistoryTier> _tiers;
+    private readonly Billing.BillingMeter? _billing;
 
     /// <summary>Flushes completed by the loop (committed or not).</summary>
     public long Flushes { get; private set; }
@@ -78,6 +88,10 @@ public sealed class HistoryFlushService : BackgroundService
     /// <summary>One scheduled flush for <paramref name="boundary"/> and the upkeep after it.</summary>
     internal async Task FlushOnceAsync(DateTimeOffset boundary, CancellationToken cancellationToken)
     {
+        var clock = _clock.Read();
+        if (clock.Stepped)
+            _logger.LogWarning("Wall clock stepped {Step} (monotonic time moved {Elapsed} less or more): deltas go to the bucket of the new wall time, " +
+                "each counted once; idle eviction and retention measure elapsed time", Clock.ClockWatch.Describe(clock.Step), Hosting.DurationText.Format(clock.Step.Duration()));
         CounterSnapshot snapshot;
         try
         {
@@ -95,17 +109,23 @@ public sealed class HistoryFlushService : BackgroundService
         _lifecycle?.Observe(snapshot);
         if (!result.Committed) return;
         await _history.CheckpointAsync(cancellationToken).ConfigureAwait(false);
+        if (_billing is not null)
+        {
+            var period = _billing.PeriodAt(clock.Wall);
+            if (await _history.HostBytesAsync(period.Start, period.End, cancellationToken).ConfigureAwait(false) is var (up, down))
+                _billing.Update(new Billing.BillingUsage(period, up, down));
+        }
         if (_lifecycle is not null)
         {
             var eviction = await _lifecycle.EvictIdleAsync(_history, CancellationToken.None).ConfigureAwait(false);
             if (eviction.Evicted > 0)
                 _logger.LogInformation("Evicted {Clients} clients idle for {Idle} from the kernel map", eviction.Evicted, _lifecycle.IdleTimeout);
         }
-        if (_time.GetUtcNow() >= _nextRetention)
+        if (_clock.Elapsed >= _nextRetention)
         {
-            var retention = await _history.DeleteExpiredAsync(_options.RetentionDays, 1000, _options.FlushInterval / 4, cancellationToken).ConfigureAwait(false);
+            var retention = await _history.DeleteExpiredAsync(_tiers, _clock.Cautious, 1000, _options.FlushInterval / 4, cancellationToken).ConfigureAwait(false);
             // Done: next hour. Budget spent: carry on after the next flush.
-            _nextRetention = retention.Complete ? _time.GetUtcNow() + TimeSpan.FromHours(1) : DateTimeOffset.MinValue;
+            _nextRetention = retention.Complete ? _clock.Elapsed + TimeSpan.FromHours(1) : TimeSpan.MinValue;
         }
     }
 

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using SiaExporter.Counters;
+using SiaExporter.Web;
 
 namespace SiaExporter.Storage;
 
@@ -40,16 +41,38 @@ public sealed class HistoryLedger
     private readonly SortedDictionary<long, PendingBucket> _pending = new();
     private readonly HashSet<ClientAddress> _baselineDirty = new();
     private readonly HashSet<string> _baselineDeleted = new(StringComparer.Ordinal);
+    // Keys whose stored baseline was unreadable: their next value becomes the baseline, counted never.
+    private readonly HashSet<string> _resync = new(StringComparer.Ordinal);
 
-    public HistoryLedger(PortClassSet ports)
+    // Client baselines stored under another ANONYMIZE mode, converted by the first snapshot.
+    private Dictionary<ClientAddress, Traffic[]>? _legacy;
+    private ClientPrefix _legacyMode;
+    private string? _modeChange;
+
+    public HistoryLedger(PortClassSet ports, ClientPrefix? mode = null)
     {
         Ports = ports;
+        Mode = mode ?? ClientPrefix.None;
         _slotCount = ports.SlotCount;
         _overflowBase = new Traffic[_slotCount];
         _totalsBase = new Traffic[_slotCount];
     }
 
     public PortClassSet Ports { get; }
+
+    /// <summary>The ANONYMIZE mode of the snapshots, and so of the baseline's keys.</summary>
+    public ClientPrefix Mode { get; }
+
+    /// <summary>collector_state's text of a mode: "" for none.</summary>
+    public static string ModeText(ClientPrefix mode) => mode.IsNone ? "" : mode.ToString();
+
+    /// <summary>What the last conversion of a stored baseline of another ANONYMIZE mode did (once), for the log.</summary>
+    public string? TakeModeChange()
+    {
+        var change = _modeChange;
+        _modeChange = null;
+        return change;
+    }
 
     /// <summary>The map generation the baseline belongs to (null: none yet).</summary>
     public MapGeneration? Generation { get; private set; }
@@ -78,10 +101,16 @@ public sealed class HistoryLedger
     /// <summary>
     /// Restores the baseline stored with <paramref name="generation"/> for <paramref name="ports"/>
     /// (the text of collector_state). A baseline of other port classes, or an unreadable
-    /// generation, is not used: counting starts from zero, as after a map change.
+    /// generation, is not used: counting starts from zero, as after a map change. A row whose slots
+    /// cannot be read (a hand-edited or corrupt value) is returned: that client's next value becomes
+    /// its baseline without a delta, so it loses at most what it counted since the last flush and is
+    /// never counted twice.
     /// </summary>
-    public void Restore(string? generation, string? ports, Func<IEnumerable<(string Key, byte[] Slots)>> rows)
+    /// <param name="mode">The ANONYMIZE mode the stored baseline is keyed by (collector_state; absent: none). When it is not
+    /// <see cref="Mode"/>, the client baselines are kept aside and converted by the next snapshot (<see cref="ConvertMode"/>).</param>
+    public IReadOnlyList<string> Restore(string? generation, string? ports, Func<IEnumerable<(string Key, byte[] Slots)>> rows, string? mode = null)
     {
+        var unreadable = new List<string>();
         Generation = null;
         MapGeneration? stored = null;
         try
@@ -92,16 +121,30 @@ public sealed class HistoryLedger
         {
             // An unreadable state row: count from zero, as after a map change.
         }
-        if (stored is null) return;
+        if (stored is null) return unreadable;
         foreach (var (key, bytes) in rows())
         {
             var slots = SlotCodec.Decode(bytes, _slotCount);
-            if (slots is null) continue;
+            if (slots is null)
+            {
+                unreadable.Add(key);
+                _resync.Add(key);
+                continue;
+            }
             if (key == HistorySchema.OverflowClient) _overflowBase = slots;
             else if (key == HistorySchema.TotalsKey) _totalsBase = slots;
             else if (ClientAddress.TryParse(key, out var client)) _clients[client] = new ClientState(key, slots);
         }
         Generation = stored;
+        var storedMode = string.IsNullOrEmpty(mode) ? ClientPrefix.None : ClientPrefix.TryParse(mode, out var m) ? m : ClientPrefix.None;
+        if (storedMode != Mode)
+        {
+            _legacy = _clients.ToDictionary(kv => kv.Key, kv => kv.Value.Base);
+            _legacyMode = storedMode;
+            _clients.Clear();
+            RewriteBaseline = true; // the whole baseline and its mode are written with the next commit
+        }
+        return unreadable;
     }
 
     /// <summary>The next commit writes the whole baseline (the database file was recreated).</summary>
@@ -119,12 +162,15 @@ public sealed class HistoryLedger
             _baselineDeleted.Clear();
             _overflowBase = new Traffic[_slotCount];
             _totalsBase = new Traffic[_slotCount];
+            _resync.Clear();
+            _legacy = null; // counting starts from zero anyway
             Generation = snapshot.Generation;
             RewriteBaseline = true;
         }
         var epoch = ++_epoch;
         var pending = PendingFor(bucket);
         var changed = 0;
+        if (_legacy is not null) ConvertMode(snapshot, pending);
         var clients = snapshot.Clients;
         for (var i = 0; i < clients.Length; i++)
         {
@@ -133,6 +179,7 @@ public sealed class HistoryLedger
             {
                 state = new ClientState(clients[i].ToString(), new Traffic[_slotCount]);
                 _clients.Add(clients[i], state);
+                if (_resync.Count > 0 && _resync.Remove(state.Ip)) slots.CopyTo(state.Base);
             }
             state.Seen = epoch;
             if (AddDelta(slots, state.Base, pending, state.Ip))
@@ -150,6 +197,16 @@ public sealed class HistoryLedger
                 _baselineDirty.Remove(client);
                 _baselineDeleted.Add(state.Ip);
             }
+        if (_resync.Count > 0 && _resync.Remove(HistorySchema.OverflowClient))
+        {
+            snapshot.Overflow.CopyTo(_overflowBase);
+            AggregatesChanged = true;
+        }
+        if (_resync.Count > 0 && _resync.Remove(HistorySchema.TotalsKey))
+        {
+            snapshot.Totals.CopyTo(_totalsBase);
+            AggregatesChanged = true;
+        }
         if (AddDelta(snapshot.Overflow, _overflowBase, pending, HistorySchema.OverflowClient))
         {
             AggregatesChanged = true;
@@ -164,6 +221,65 @@ public sealed class HistoryLedger
             AggregatesChanged = true;
         }
         return changed;
+    }
+
+    /// <summary>
+    /// The stored baseline was keyed by another ANONYMIZE mode: per address family, a finer stored mode
+    /// is summed into the snapshot's coarser keys (exact: a prefix's value is the sum of its members');
+    /// a coarser stored mode cannot be split, so each stored group's growth since the last flush is
+    /// written once under the group's old key, and its members' baselines start at their current values.
+    /// Nothing is counted twice and the sum over clients stays the host total.
+    /// </summary>
+    private void ConvertMode(CounterSnapshot snapshot, PendingBucket pending)
+    {
+        var legacy = _legacy!;
+        _legacy = null;
+        var groups = new Dictionary<ClientAddress, Traffic[]>();
+        int merged = 0, split = 0;
+        var clients = snapshot.Clients;
+        for (var i = 0; i < clients.Length; i++)
+        {
+            var client = clients[i];
+            if (_clients.ContainsKey(client)) continue;
+            var current = snapshot.SlotsOf(i);
+            var oldFiner = client.IsIPv4 ? _legacyMode.IPv4Bits > Mode.IPv4Bits : _legacyMode.IPv6Bits > Mode.IPv6Bits;
+            var baseline = new Traffic[_slotCount];
+            if (oldFiner || _legacyMode == Mode)
+            {
+                foreach (var (key, slots) in legacy)
+                {
+                    if (key.IsIPv4 != client.IsIPv4 || Mode.Mask(key) != client) continue;
+                    for (var s = 0; s < _slotCount; s++) baseline[s] += slots[s];
+                    merged++;
+                }
+            }
+            else
+            {
+                var group = _legacyMode.Mask(client);
+                if (!groups.TryGetValue(group, out var sum)) groups[group] = sum = new Traffic[_slotCount];
+                for (var s = 0; s < _slotCount; s++) sum[s] += current[s];
+                current.CopyTo(baseline);
+            }
+            _clients[client] = new ClientState(client.ToString(), baseline);
+            _baselineDirty.Add(client);
+        }
+        foreach (var (group, sum) in groups)
+        {
+            var old = legacy.GetValueOrDefault(group) ?? new Traffic[_slotCount];
+            Traffic[]? row = null;
+            for (var s = 0; s < _slotCount; s++)
+            {
+                var d = sum[s].Since(old[s]);
+                if (d.IsZero) continue;
+                row ??= pending.Client(group.ToString(), _slotCount);
+                row[s] += d;
+            }
+            split++;
+        }
+        _modeChange = $"ANONYMIZE changed from '{ModeText(_legacyMode)}' to '{ModeText(Mode)}': " +
+            (merged > 0 ? $"{merged} stored baselines summed into the new prefixes (exact). " : "") +
+            (split > 0 ? $"{split} stored prefixes cannot be split: what each counted since the last flush is written once under the prefix, and its members count from now. " : "") +
+            "Nothing is counted twice; totals are unchanged.";
     }
 
     /// <summary>Clients deleted from the kernel map: their final values minus the baseline (what
@@ -216,6 +332,30 @@ public sealed class HistoryLedger
             dirty.Add(new BaselineRow(HistorySchema.TotalsKey, _totalsBase));
         }
         return dirty;
+    }
+
+    /// <summary>Takes the oldest pending buckets out (to <see cref="HeldDeltaSpill"/>) until at most
+    /// <paramref name="keep"/> remain in memory.</summary>
+    public IEnumerable<KeyValuePair<long, PendingBucket>> TakeOldestPending(int keep)
+    {
+        while (_pending.Count > keep)
+        {
+            var oldest = _pending.First();
+            _pending.Remove(oldest.Key);
+            yield return oldest;
+        }
+    }
+
+    /// <summary>Puts back a bucket <see cref="TakeOldestPending"/> took (the spill failed): added to what is pending there now.</summary>
+    public void PutBack(long bucket, PendingBucket taken)
+    {
+        var pending = PendingFor(bucket);
+        foreach (var (ip, slots) in taken.Clients)
+        {
+            var row = pending.Client(ip, _slotCount);
+            for (var s = 0; s < _slotCount; s++) row[s] += slots[s];
+        }
+        for (var s = 0; s < _slotCount; s++) pending.Host[s] += taken.Host[s];
     }
 
     /// <summary>Everything pending is in the database now.</summary>

@@ -11,6 +11,10 @@ public sealed record HistoryOptions
     /// <summary>Retries within one flush after the first attempt failed (Polly, exponential backoff with jitter).</summary>
     public int RetryAttempts { get; init; } = 3;
 
+    /// <summary>Buckets of held deltas kept in memory while the database cannot be written; older ones
+    /// go to <see cref="HeldDeltaSpill"/> beside the database (about 3 MB per bucket at 16,000 clients).</summary>
+    public int HeldBucketsInMemory { get; init; } = 2;
+
     /// <summary>Base delay of the retry backoff.</summary>
     public TimeSpan RetryDelay { get; init; } = TimeSpan.FromMilliseconds(500);
 }

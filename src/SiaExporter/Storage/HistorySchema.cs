@@ -13,6 +13,9 @@ namespace SiaExporter.Storage;
 /// the rows of one row per direction, so half the statements per flush and a third less disk).</item>
 /// <item><c>traffic_host</c>: the kernel's exact host totals per bucket and class, to check the
 /// sum over clients (including <c>overflow</c>) against.</item>
+/// <item><c>traffic_hourly</c>, <c>traffic_daily</c> and <c>traffic_host_hourly</c>,
+/// <c>traffic_host_daily</c>: the same rows as traffic_detail and traffic_host over hours and UTC
+/// days (<see cref="HistoryTiers"/>), written in the same transaction as the 5-minute rows.</item>
 /// <item><c>counter_baseline</c>: the counter values already written, per client, stored in the
 /// same transaction as the deltas (exactly once across crashes).</item>
 /// <item><c>collector_state</c>: which map generation and port classes the baseline belongs to.</item>
@@ -73,6 +76,48 @@ public static class HistorySchema
             down_packets INTEGER NOT NULL,
             PRIMARY KEY (bucket, port, proto)
         ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS traffic_hourly (
+            bucket       INTEGER NOT NULL,
+            client_ip    TEXT    NOT NULL,
+            port         INTEGER NOT NULL,
+            proto        TEXT    NOT NULL,
+            up_bytes     INTEGER NOT NULL,
+            down_bytes   INTEGER NOT NULL,
+            up_packets   INTEGER NOT NULL,
+            down_packets INTEGER NOT NULL,
+            PRIMARY KEY (bucket, client_ip, port, proto)
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS traffic_daily (
+            bucket       INTEGER NOT NULL,
+            client_ip    TEXT    NOT NULL,
+            port         INTEGER NOT NULL,
+            proto        TEXT    NOT NULL,
+            up_bytes     INTEGER NOT NULL,
+            down_bytes   INTEGER NOT NULL,
+            up_packets   INTEGER NOT NULL,
+            down_packets INTEGER NOT NULL,
+            PRIMARY KEY (bucket, client_ip, port, proto)
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS traffic_host_hourly (
+            bucket       INTEGER NOT NULL,
+            port         INTEGER NOT NULL,
+            proto        TEXT    NOT NULL,
+            up_bytes     INTEGER NOT NULL,
+            down_bytes   INTEGER NOT NULL,
+            up_packets   INTEGER NOT NULL,
+            down_packets INTEGER NOT NULL,
+            PRIMARY KEY (bucket, port, proto)
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS traffic_host_daily (
+            bucket       INTEGER NOT NULL,
+            port         INTEGER NOT NULL,
+            proto        TEXT    NOT NULL,
+            up_bytes     INTEGER NOT NULL,
+            down_bytes   INTEGER NOT NULL,
+            up_packets   INTEGER NOT NULL,
+            down_packets INTEGER NOT NULL,
+            PRIMARY KEY (bucket, port, proto)
+        ) WITHOUT ROWID;
         CREATE TABLE IF NOT EXISTS counter_baseline (
             client TEXT NOT NULL PRIMARY KEY,
             slots  BLOB NOT NULL
@@ -102,13 +147,22 @@ public static class HistorySchema
     private const string UniqueIndex =
         "CREATE UNIQUE INDEX IF NOT EXISTS traffic_bucket_client ON traffic(timestamp, client_ip)";
 
-    /// <summary>Creates what is missing. A <c>traffic</c> table of the first Go collector (column
+    /// <summary>PRAGMA user_version of a database with the hourly and daily tiers (0: before them).</summary>
+    public const int Version = 1;
+
+    /// <summary>Creates what is missing and migrates in place, in one transaction (a failure leaves
+    /// the file as it was). Version 0 → 1: the hourly and daily tiers are filled once from the rows
+    /// already there (<see cref="HistoryMigration"/>), and user_version says so. A</summary>
+    /// <remarks>A <c>traffic</c> table of the first Go collector (column
     /// <c>ip</c>, no <c>client_ip</c>) is renamed to <c>traffic_go_collector</c> and kept; one
     /// with client_ip but several rows per (timestamp, client_ip) has them summed into one, so
-    /// the unique index the upsert needs can be built.</summary>
+    /// the unique index the upsert needs can be built.</remarks>
     public static void Ensure(SqliteConnection connection, ILogger logger)
     {
         using var tx = connection.BeginTransaction();
+        var version = UserVersion(connection, tx);
+        if (version > Version)
+            throw new StorageException($"the history database has schema version {version}, newer than this collector's {Version}: run the newer collector, or point SQLITE_PATH at another file");
         if (TableExists(connection, tx, "traffic") && !ColumnExists(connection, tx, "traffic", "client_ip"))
         {
             Exec(connection, tx, "ALTER TABLE traffic RENAME TO traffic_go_collector");
@@ -134,11 +188,21 @@ public static class HistorySchema
             Exec(connection, tx, UniqueIndex);
             logger.LogWarning("SQLite: traffic had several rows per client and bucket (older collector); merged them into one each");
         }
+        if (version < 1) HistoryMigration.FillTiers(connection, tx, logger);
+        if (version != Version) Exec(connection, tx, $"PRAGMA user_version = {Version}"); // no write (and no lock) when current
         tx.Commit();
     }
 
     /// <summary>Creates the API push's tables when missing: <c>push_outbox</c> and <c>push_meta</c>.</summary>
     public static void EnsureOutbox(SqliteConnection connection) => Exec(connection, null, OutboxTables);
+
+    public static long UserVersion(SqliteConnection c, SqliteTransaction? tx)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = "PRAGMA user_version";
+        return (long)cmd.ExecuteScalar()!;
+    }
 
     private static bool TableExists(SqliteConnection c, SqliteTransaction tx, string table)
     {

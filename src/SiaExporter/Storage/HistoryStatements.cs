@@ -11,7 +11,13 @@ namespace SiaExporter.Storage;
 internal sealed class HistoryStatements : IDisposable
 {
     private const int RowsPerStatement = 32;
+    private const string AddOnConflict = """
+        ON CONFLICT DO UPDATE SET up_bytes = up_bytes + excluded.up_bytes, down_bytes = down_bytes + excluded.down_bytes,
+            up_packets = up_packets + excluded.up_packets, down_packets = down_packets + excluded.down_packets
+        """;
+
     private readonly SqliteBatch _traffic, _detail, _host, _baseline, _deleteBaseline, _state;
+    private readonly SqliteBatch _hourly, _daily, _hostHourly, _hostDaily;
 
     public HistoryStatements(SqliteConnection c)
     {
@@ -19,22 +25,24 @@ internal sealed class HistoryStatements : IDisposable
         _traffic = new SqliteBatch(c, $"INSERT INTO traffic (client_ip, {string.Join(", ", seed)}, timestamp) VALUES", seed.Length + 2,
             $"ON CONFLICT (timestamp, client_ip) DO UPDATE SET {string.Join(", ", seed.Select(n => $"{n} = coalesce({n}, 0) + excluded.{n}"))}",
             RowsPerStatement);
-        _detail = new SqliteBatch(c, "INSERT INTO traffic_detail (bucket, client_ip, port, proto, up_bytes, down_bytes, up_packets, down_packets) VALUES", 8,
-            """
-            ON CONFLICT DO UPDATE SET up_bytes = up_bytes + excluded.up_bytes, down_bytes = down_bytes + excluded.down_bytes,
-                up_packets = up_packets + excluded.up_packets, down_packets = down_packets + excluded.down_packets
-            """, RowsPerStatement);
-        _host = new SqliteBatch(c, "INSERT INTO traffic_host (bucket, port, proto, up_bytes, down_bytes, up_packets, down_packets) VALUES", 7,
-            """
-            ON CONFLICT DO UPDATE SET up_bytes = up_bytes + excluded.up_bytes, down_bytes = down_bytes + excluded.down_bytes,
-                up_packets = up_packets + excluded.up_packets, down_packets = down_packets + excluded.down_packets
-            """, 1);
+        _detail = ClientRows(c, "traffic_detail");
+        _hourly = ClientRows(c, "traffic_hourly");
+        _daily = ClientRows(c, "traffic_daily");
+        _host = HostRows(c, "traffic_host");
+        _hostHourly = HostRows(c, "traffic_host_hourly");
+        _hostDaily = HostRows(c, "traffic_host_daily");
         _baseline = new SqliteBatch(c, "INSERT OR REPLACE INTO counter_baseline (client, slots) VALUES", 2, "", RowsPerStatement);
         _deleteBaseline = new SqliteBatch(c, "DELETE FROM counter_baseline WHERE client IN", 1, "", 1);
         _state = new SqliteBatch(c, "INSERT OR REPLACE INTO collector_state (key, value) VALUES", 2, "", 1);
     }
 
-    private SqliteBatch[] All => [_deleteBaseline, _state, _baseline, _traffic, _detail, _host];
+    private static SqliteBatch ClientRows(SqliteConnection c, string table) =>
+        new(c, $"INSERT INTO {table} (bucket, client_ip, port, proto, up_bytes, down_bytes, up_packets, down_packets) VALUES", 8, AddOnConflict, RowsPerStatement);
+
+    private static SqliteBatch HostRows(SqliteConnection c, string table) =>
+        new(c, $"INSERT INTO {table} (bucket, port, proto, up_bytes, down_bytes, up_packets, down_packets) VALUES", 7, AddOnConflict, 1);
+
+    private SqliteBatch[] All => [_deleteBaseline, _state, _baseline, _traffic, _detail, _hourly, _daily, _host, _hostHourly, _hostDaily];
 
     /// <summary>Writes the rows still waiting for a full statement.</summary>
     public void Complete()
@@ -55,27 +63,43 @@ internal sealed class HistoryStatements : IDisposable
         _traffic.Long(bucket);
     }
 
+    /// <summary>Adds a client's class row to the 5-minute bucket and to the hour and UTC day holding it.</summary>
     public void UpsertDetail(long bucket, string ip, long port, string proto, Traffic up, Traffic down)
     {
-        _detail.Long(bucket);
-        _detail.Text(ip);
-        _detail.Long(port);
-        _detail.Text(proto);
-        _detail.Long((long)up.Bytes);
-        _detail.Long((long)down.Bytes);
-        _detail.Long((long)up.Packets);
-        _detail.Long((long)down.Packets);
+        ClientRow(_detail, bucket, ip, port, proto, up, down);
+        ClientRow(_hourly, bucket - bucket % HistoryTiers.HourSeconds, ip, port, proto, up, down);
+        ClientRow(_daily, bucket - bucket % HistoryTiers.DaySeconds, ip, port, proto, up, down);
     }
 
+    /// <summary>Adds a host class row to the 5-minute bucket and to the hour and UTC day holding it.</summary>
     public void UpsertHost(long bucket, long port, string proto, Traffic up, Traffic down)
     {
-        _host.Long(bucket);
-        _host.Long(port);
-        _host.Text(proto);
-        _host.Long((long)up.Bytes);
-        _host.Long((long)down.Bytes);
-        _host.Long((long)up.Packets);
-        _host.Long((long)down.Packets);
+        HostRow(_host, bucket, port, proto, up, down);
+        HostRow(_hostHourly, bucket - bucket % HistoryTiers.HourSeconds, port, proto, up, down);
+        HostRow(_hostDaily, bucket - bucket % HistoryTiers.DaySeconds, port, proto, up, down);
+    }
+
+    private static void ClientRow(SqliteBatch batch, long bucket, string ip, long port, string proto, Traffic up, Traffic down)
+    {
+        batch.Long(bucket);
+        batch.Text(ip);
+        batch.Long(port);
+        batch.Text(proto);
+        batch.Long((long)up.Bytes);
+        batch.Long((long)down.Bytes);
+        batch.Long((long)up.Packets);
+        batch.Long((long)down.Packets);
+    }
+
+    private static void HostRow(SqliteBatch batch, long bucket, long port, string proto, Traffic up, Traffic down)
+    {
+        batch.Long(bucket);
+        batch.Long(port);
+        batch.Text(proto);
+        batch.Long((long)up.Bytes);
+        batch.Long((long)down.Bytes);
+        batch.Long((long)up.Packets);
+        batch.Long((long)down.Packets);
     }
 
     public void UpsertBaseline(string client, Traffic[] slots)

@@ -81,31 +81,36 @@ internal sealed class HistoryStore : IDisposable
         }
     }
 
-    /// <summary>collector_state's generation and ports (null when absent).</summary>
-    public (string? Generation, string? Ports) ReadState()
+    /// <summary>collector_state's generation, ports and the ANONYMIZE mode the baseline is keyed by (null when absent).</summary>
+    public (string? Generation, string? Ports, string? Anonymize) ReadState()
     {
-        string? generation = null, ports = null;
+        string? generation = null, ports = null, anonymize = null;
         using var cmd = Connection.CreateCommand();
-        cmd.CommandText = "SELECT key, value FROM collector_state WHERE key IN ('generation', 'ports')";
+        cmd.CommandText = "SELECT key, CAST(value AS TEXT) FROM collector_state WHERE key IN ('generation', 'ports', 'anonymize')";
         using var r = cmd.ExecuteReader();
         while (r.Read())
-            if (r.GetString(0) == "generation") generation = r.GetString(1);
-            else ports = r.GetString(1);
-        return (generation, ports);
+            switch (r.GetString(0))
+            {
+                case "generation": generation = r.IsDBNull(1) ? null : r.GetString(1); break;
+                case "ports": ports = r.IsDBNull(1) ? null : r.GetString(1); break;
+                default: anonymize = r.IsDBNull(1) ? null : r.GetString(1); break;
+            }
+        return (generation, ports, anonymize);
     }
 
-    /// <summary>Every counter_baseline row, as stored.</summary>
+    /// <summary>Every counter_baseline row, as stored; a hand-edited value that is not a blob comes
+    /// back empty (the ledger treats it as unreadable), a key that is not text as its text form.</summary>
     public IEnumerable<(string Key, byte[] Slots)> ReadBaseline()
     {
         using var cmd = Connection.CreateCommand();
-        cmd.CommandText = "SELECT client, slots FROM counter_baseline";
+        cmd.CommandText = "SELECT CAST(client AS TEXT), slots FROM counter_baseline WHERE client IS NOT NULL";
         using var r = cmd.ExecuteReader();
-        while (r.Read()) yield return (r.GetString(0), (byte[])r.GetValue(1));
+        while (r.Read()) yield return (r.GetString(0), r.GetValue(1) as byte[] ?? []);
     }
 
     /// <summary>One transaction: every pending bucket of <paramref name="ledger"/>, its baseline
     /// changes, commit. <paramref name="beforeCommit"/> runs just before the commit (a test hook).</summary>
-    public void Write(HistoryLedger ledger, Action? beforeCommit)
+    public void Write(HistoryLedger ledger, Action? beforeCommit, IEnumerable<KeyValuePair<long, PendingBucket>>? spilled = null)
     {
         EnsureOpen();
         var connection = _connection!;
@@ -120,13 +125,14 @@ internal sealed class HistoryStore : IDisposable
                 foreach (var row in ledger.WholeBaseline()) st.UpsertBaseline(row.Key, row.Slots);
                 st.SetState("generation", ledger.Generation?.ToString() ?? "");
                 st.SetState("ports", ledger.Ports.ToString());
+                st.SetState("anonymize", HistoryLedger.ModeText(ledger.Mode));
             }
             else
             {
                 foreach (var ip in ledger.DeletedBaselines) st.DeleteBaseline(ip);
                 foreach (var row in ledger.ChangedBaseline()) st.UpsertBaseline(row.Key, row.Slots);
             }
-            foreach (var (bucket, pending) in ledger.Pending)
+            foreach (var (bucket, pending) in spilled is null ? ledger.Pending : spilled.Concat(ledger.Pending))
             {
                 var rows = pending.Clients.ToArray();
                 Array.Sort(rows, static (a, b) => string.CompareOrdinal(a.Key, b.Key));
@@ -152,6 +158,18 @@ internal sealed class HistoryStore : IDisposable
             Close();
             throw;
         }
+    }
+
+    /// <summary>Host bytes up and down of the daily host tier's days in [from, until).</summary>
+    public (ulong Up, ulong Down) HostBytes(long from, long until)
+    {
+        using var cmd = Connection.CreateCommand();
+        cmd.CommandText = "SELECT coalesce(sum(up_bytes), 0), coalesce(sum(down_bytes), 0) FROM traffic_host_daily WHERE bucket >= $f AND bucket < $u";
+        cmd.Parameters.AddWithValue("$f", from);
+        cmd.Parameters.AddWithValue("$u", until);
+        using var r = cmd.ExecuteReader();
+        r.Read();
+        return ((ulong)r.GetInt64(0), (ulong)r.GetInt64(1));
     }
 
     /// <summary>Copies the write-ahead log back into the database (PASSIVE: never waits for readers).</summary>

@@ -3,7 +3,8 @@ using Microsoft.Data.Sqlite;
 namespace SiaExporter.Storage;
 
 /// <summary>A bucket due for sending, with what the outbox knows of it.</summary>
-public sealed record OutboxEntry(long Bucket, string State, long Attempts);
+/// <param name="Revision">0 for the first send of a bucket; 1, 2, … when it got more data after it was sent.</param>
+public sealed record OutboxEntry(long Bucket, string State, long Attempts, long Revision = 0);
 
 /// <summary>
 /// The durable record of what was pushed, in the history database itself:
@@ -13,6 +14,11 @@ public sealed record OutboxEntry(long Bucket, string State, long Attempts);
 /// <c>push_meta(key, value)</c> holding <c>enabled_since</c>: the bucket in progress when push was
 /// first enabled. Only buckets from then on are seeded, so turning push on over a year of history
 /// does not upload the year.
+/// <para>Revisions: a sent bucket remembers <c>sent_total</c>, the sum of its traffic_host bytes and
+/// packets as sent. A bucket that later holds more (a delta written late: after a wall-clock step back,
+/// or held while the database was unwritable) goes back to pending with <c>revision</c> + 1 and is sent
+/// whole again; the endpoint replaces the bucket (Idempotency-Key <c>HOST/BUCKET</c> for revision 0,
+/// <c>HOST/BUCKET/rN</c> for revision N; the payload carries <c>revision</c>).</para>
 /// <para>Its own connection (WAL: the flush writer and this reader/writer coexist; busy timeout
 /// for the short moments both write); the buckets' rows are read through <see cref="History"/> on
 /// it. Tables: <see cref="HistorySchema.EnsureOutbox"/>. Not thread-safe: the push service calls
@@ -55,6 +61,8 @@ public sealed class PushOutbox : IDisposable
             HistorySchema.Exec(connection, null, $"PRAGMA busy_timeout = {(long)busyTimeout.TotalMilliseconds}");
             HistorySchema.Exec(connection, null, "PRAGMA journal_mode = WAL");
             HistorySchema.EnsureOutbox(connection);
+            AddColumnIfMissing(connection, "revision", "INTEGER NOT NULL DEFAULT 0");
+            AddColumnIfMissing(connection, "sent_total", "INTEGER");
             using (var cmd = connection.CreateCommand())
             {
                 cmd.CommandText = "INSERT OR IGNORE INTO push_meta (key, value) VALUES ('enabled_since', $b)";
@@ -107,12 +115,33 @@ public sealed class PushOutbox : IDisposable
         return cmd.ExecuteNonQuery();
     }
 
+    /// <summary>Sent buckets from <paramref name="from"/> on whose traffic_host now holds more than was sent
+    /// go back to pending as their next revision.</summary>
+    /// <returns>Buckets to send again.</returns>
+    public int ReviseGrown(long from)
+    {
+        if (!_historyTables) return 0;
+        using var cmd = _connection.CreateCommand();
+        cmd.CommandText = """
+            UPDATE push_outbox SET state = 'pending', revision = revision + 1, attempts = 0
+            WHERE state = 'sent' AND bucket >= $from AND sent_total IS NOT NULL
+              AND sent_total < (SELECT coalesce(sum(up_bytes + down_bytes + up_packets + down_packets), 0)
+                                FROM traffic_host h WHERE h.bucket = push_outbox.bucket)
+            """;
+        cmd.Parameters.AddWithValue("$from", from);
+        return cmd.ExecuteNonQuery();
+    }
+
+    /// <summary>The fingerprint <see cref="ReviseGrown"/> compares: bytes and packets of a bucket's host rows.</summary>
+    public static long TotalOf(IReadOnlyList<ClassRow> totals) =>
+        totals.Sum(t => t.UpBytes + t.DownBytes + t.UpPackets + t.DownPackets);
+
     /// <summary>Pending buckets and refused ones whose retry is due, oldest first.</summary>
     public IReadOnlyList<OutboxEntry> Due(DateTimeOffset now, int limit)
     {
         using var cmd = _connection.CreateCommand();
         cmd.CommandText = """
-            SELECT bucket, state, attempts FROM push_outbox
+            SELECT bucket, state, attempts, revision FROM push_outbox
             WHERE state = 'pending' OR (state = 'failed' AND coalesce(next_attempt, 0) <= $now)
             ORDER BY bucket LIMIT $limit
             """;
@@ -120,13 +149,15 @@ public sealed class PushOutbox : IDisposable
         cmd.Parameters.AddWithValue("$limit", limit);
         using var r = cmd.ExecuteReader();
         var due = new List<OutboxEntry>();
-        while (r.Read()) due.Add(new OutboxEntry(r.GetInt64(0), r.GetString(1), r.GetInt64(2)));
+        while (r.Read()) due.Add(new OutboxEntry(r.GetInt64(0), r.GetString(1), r.GetInt64(2), r.GetInt64(3)));
         return due;
     }
 
-    /// <summary>The endpoint acknowledged the bucket (2xx): it is never sent again.</summary>
-    public void MarkSent(long bucket, DateTimeOffset at) =>
-        Update(bucket, "state = 'sent', attempts = attempts + 1, last_error = NULL, sent_at = $at, next_attempt = NULL", ("$at", at.ToUnixTimeSeconds()));
+    /// <summary>The endpoint acknowledged the bucket (2xx) as it held <paramref name="sentTotal"/>
+    /// (<see cref="TotalOf"/>): sent again only as a revision when it grows.</summary>
+    public void MarkSent(long bucket, DateTimeOffset at, long? sentTotal = null) =>
+        Update(bucket, "state = 'sent', attempts = attempts + 1, last_error = NULL, sent_at = $at, next_attempt = NULL, sent_total = $t",
+            ("$at", at.ToUnixTimeSeconds()), ("$t", (object?)sentTotal ?? DBNull.Value));
 
     /// <summary>A transient failure: still pending, next run tries again.</summary>
     public void MarkAttemptFailed(long bucket, string error) =>
@@ -172,6 +203,14 @@ public sealed class PushOutbox : IDisposable
     }
 
     public void Dispose() => _connection.Dispose();
+
+    private static void AddColumnIfMissing(SqliteConnection connection, string column, string type)
+    {
+        using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT count(*) FROM pragma_table_info('push_outbox') WHERE name = $c";
+        cmd.Parameters.AddWithValue("$c", column);
+        if ((long)cmd.ExecuteScalar()! == 0) HistorySchema.Exec(connection, null, $"ALTER TABLE push_outbox ADD COLUMN {column} {type}");
+    }
 
     private void Update(long bucket, string set, params (string Name, object Value)[] parameters)
     {

@@ -43,14 +43,27 @@ public sealed class TrafficHistory : IFinalValuesSink, IDisposable
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly HistoryLedger _ledger;
     private readonly HistoryStore _store;
+    private readonly HeldDeltaSpill _spill;
+    private readonly int _heldInMemory;
     private bool _loaded;
 
-    private TrafficHistory(string path, PortClassSet ports, ILogger logger, TimeProvider time, HistoryOptions options)
+    private TrafficHistory(string path, PortClassSet ports, ILogger logger, TimeProvider time, HistoryOptions options, Web.ClientPrefix anonymize)
     {
         _logger = logger;
         _time = time;
-        _ledger = new HistoryLedger(ports);
+        _ledger = new HistoryLedger(ports, anonymize);
         _store = new HistoryStore(System.IO.Path.GetFullPath(path), ports, options, logger);
+        _spill = new HeldDeltaSpill(_store.Path, ports.SlotCount);
+        _heldInMemory = Math.Max(1, options.HeldBucketsInMemory);
+        try
+        {
+            if (_spill.DiscardStale())
+                logger.LogWarning("SQLite history: deleted {Spill} left by an earlier run (its deltas are counted again from the stored baseline)", _spill.Path);
+        }
+        catch (IOException e)
+        {
+            logger.LogWarning("SQLite history: cannot delete {Spill}: {Error}", _spill.Path, e.Message);
+        }
 
         // Backoff waits are real time on purpose: bucket arithmetic follows the injected clock
         // (tests move it by hand), a retry delay must simply pass.
@@ -77,9 +90,12 @@ public sealed class TrafficHistory : IFinalValuesSink, IDisposable
     /// baseline. Never throws for an unusable database: the failure is logged and every flush
     /// tries again (no delta is computed before the stored baseline is known).
     /// </summary>
-    public static TrafficHistory Open(string path, PortClassSet ports, ILogger logger, TimeProvider time, HistoryOptions? options = null)
+    /// <param name="anonymize">The ANONYMIZE mode of the snapshots this history is given; the stored
+    /// baseline says which mode it was keyed by, and a change is converted (<see cref="HistoryLedger"/>).</param>
+    public static TrafficHistory Open(string path, PortClassSet ports, ILogger logger, TimeProvider time, HistoryOptions? options = null,
+        Web.ClientPrefix? anonymize = null)
     {
-        var history = new TrafficHistory(path, ports, logger, time, options ?? HistoryOptions.Default);
+        var history = new TrafficHistory(path, ports, logger, time, options ?? HistoryOptions.Default, anonymize ?? Web.ClientPrefix.None);
         try
         {
             history.EnsureOpen();
@@ -105,11 +121,17 @@ public sealed class TrafficHistory : IFinalValuesSink, IDisposable
     /// <summary>The last write failed; deltas are held in memory.</summary>
     public bool IsFailing { get; private set; }
 
-    /// <summary>Buckets held in memory, waiting for the database.</summary>
-    public int PendingBuckets => _ledger.PendingBuckets;
+    /// <summary>Buckets held in memory or in the spill file, waiting for the database.</summary>
+    public int PendingBuckets => _ledger.PendingBuckets + _spill.Buckets;
+
+    /// <summary>Bytes of held deltas spilled beside the database.</summary>
+    public long SpilledBytes => _spill.Bytes;
 
     /// <summary>Clients with a baseline (known to the history).</summary>
     public int TrackedClients => _ledger.TrackedClients;
+
+    /// <summary>Test hook: called before a write touches the file; throw to play an unwritable database.</summary>
+    internal Action? BeforeWrite { get; set; }
 
     /// <summary>Test hook: called inside the transaction, just before commit; throw to fail it.</summary>
     internal Action? BeforeCommit { get; set; }
@@ -135,13 +157,18 @@ public sealed class TrafficHistory : IFinalValuesSink, IDisposable
                 // would count again from zero.
                 var opened = await TryAsync(EnsureOpen, cancellationToken).ConfigureAwait(false);
                 if (opened is not null)
-                    return new FlushResult(false, bucket, 0, _ledger.PendingBuckets, Stopwatch.GetElapsedTime(started), opened);
+                    {
+                SpillHeld();
+                return new FlushResult(false, bucket, 0, PendingBuckets, Stopwatch.GetElapsedTime(started), opened);
+            }
             }
             if (_ledger.Generation is { } old && old != snapshot.Generation)
                 _logger.LogInformation("Counter maps changed ({Old} → {New}): counting from zero", old, snapshot.Generation);
             var changed = _ledger.Accumulate(snapshot, bucket);
+            if (_ledger.TakeModeChange() is { } modeChange) _logger.LogWarning("SQLite history: {Change}", modeChange);
             var error = await TryAsync(Write, cancellationToken).ConfigureAwait(false);
-            return new FlushResult(error is null, bucket, changed, _ledger.PendingBuckets, Stopwatch.GetElapsedTime(started), error);
+            if (error is not null) SpillHeld();
+            return new FlushResult(error is null, bucket, changed, PendingBuckets, Stopwatch.GetElapsedTime(started), error);
         }
         finally
         {
@@ -176,49 +203,84 @@ public sealed class TrafficHistory : IFinalValuesSink, IDisposable
         }
     }
 
+    /// <summary>Deletes rows older than <paramref name="retentionDays"/> days from every tier alike.</summary>
+    public Task<RetentionResult> DeleteExpiredAsync(int retentionDays, int batchRows = 1000, TimeSpan? budget = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(retentionDays, 1);
+        var days = new Hosting.DatabaseOptions { RetentionDays = retentionDays, HourlyRetentionDays = retentionDays, RawRetentionDays = retentionDays };
+        return DeleteExpiredAsync(HistoryTiers.From(days), _time.GetUtcNow(), batchRows, budget, cancellationToken);
+    }
+
     /// <summary>
-    /// Deletes rows of buckets older than <paramref name="retentionDays"/> days, at most
+    /// Deletes, per tier, rows of buckets older than the tier's retention back from <paramref name="now"/>
+    /// (the flush service passes a time that a forward step of the wall clock cannot push ahead), at most
     /// <paramref name="batchRows"/> rows per statement, each batch its own short transaction,
     /// releasing the writer between batches so a flush waits for one batch at most. Stops after
     /// <paramref name="budget"/> (the rest goes next time). Errors are logged, not thrown.
     /// </summary>
-    public async Task<RetentionResult> DeleteExpiredAsync(int retentionDays, int batchRows = 1000, TimeSpan? budget = null, CancellationToken cancellationToken = default)
+    public async Task<RetentionResult> DeleteExpiredAsync(IReadOnlyList<HistoryTier> tiers, DateTimeOffset now, int batchRows = 1000, TimeSpan? budget = null, CancellationToken cancellationToken = default)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(retentionDays, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(batchRows, 1);
-        var cutoff = HistoryRetention.Cutoff(_time.GetUtcNow(), retentionDays);
         var started = _time.GetTimestamp();
         long deleted = 0;
-        foreach (var table in HistoryRetention.Tables)
+        foreach (var tier in tiers)
         {
-            while (true)
+            var cutoff = tier.Cutoff(now);
+            foreach (var table in HistoryRetention.TablesOf(tier))
             {
-                if (budget is { } b && _time.GetElapsedTime(started) > b) return new RetentionResult(deleted, false);
-                await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-                int rows;
-                try
+                while (true)
                 {
-                    if (!_loaded || IsFailing) return new RetentionResult(deleted, false);
-                    EnsureOpen();
-                    rows = _store.DeleteExpired(table, cutoff, batchRows);
+                    if (budget is { } b && _time.GetElapsedTime(started) > b) return new RetentionResult(deleted, false);
+                    await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+                    int rows;
+                    try
+                    {
+                        if (!_loaded || IsFailing) return new RetentionResult(deleted, false);
+                        EnsureOpen();
+                        rows = _store.DeleteExpired(table, cutoff, batchRows);
+                    }
+                    catch (Exception e) when (IsStorageError(e))
+                    {
+                        _logger.LogWarning("SQLite retention stopped: {Error}", e.Message);
+                        _store.Close();
+                        return new RetentionResult(deleted, false);
+                    }
+                    finally
+                    {
+                        _gate.Release();
+                    }
+                    deleted += rows;
+                    if (rows < batchRows) break;
+                    await Task.Yield();
                 }
-                catch (Exception e) when (IsStorageError(e))
-                {
-                    _logger.LogWarning("SQLite retention stopped: {Error}", e.Message);
-                    _store.Close();
-                    return new RetentionResult(deleted, false);
-                }
-                finally
-                {
-                    _gate.Release();
-                }
-                deleted += rows;
-                if (rows < batchRows) break;
-                await Task.Yield();
             }
         }
-        if (deleted > 0) _logger.LogInformation("SQLite retention: deleted {Rows} rows older than {Days} days", deleted, retentionDays);
+        if (deleted > 0)
+            _logger.LogInformation("SQLite retention: deleted {Rows} rows ({Tiers})", deleted,
+                string.Join(", ", tiers.Select(t => $"{t.Label} rows older than {t.RetentionDays} days")));
         return new RetentionResult(deleted, true);
+    }
+
+    /// <summary>The host's bytes up and down, every class, in the UTC days of [<paramref name="from"/>,
+    /// <paramref name="until"/>) (from the daily host tier, which holds today too); null when the
+    /// database cannot be read now.</summary>
+    public async Task<(ulong Up, ulong Down)?> HostBytesAsync(DateTimeOffset from, DateTimeOffset until, CancellationToken cancellationToken = default)
+    {
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (!_loaded || IsFailing) return null;
+            return _store.HostBytes(from.ToUnixTimeSeconds(), until.ToUnixTimeSeconds());
+        }
+        catch (Exception e) when (IsStorageError(e))
+        {
+            _logger.LogDebug("SQLite billing read failed: {Error}", e.Message);
+            return null;
+        }
+        finally
+        {
+            _gate.Release();
+        }
     }
 
     /// <summary>
@@ -283,7 +345,7 @@ public sealed class TrafficHistory : IFinalValuesSink, IDisposable
     }
 
     private static bool IsStorageError(Exception e) =>
-        e is SqliteException or IOException or UnauthorizedAccessException;
+        e is SqliteException or IOException or UnauthorizedAccessException or StorageException;
 
     /// <summary>Opens the connection when needed (reopening a deleted or replaced file, which
     /// gets a fresh schema and the whole baseline), and loads the stored baseline once.</summary>
@@ -301,8 +363,12 @@ public sealed class TrafficHistory : IFinalValuesSink, IDisposable
         string? generation;
         try
         {
-            (generation, var ports) = _store.ReadState();
-            _ledger.Restore(generation, ports, _store.ReadBaseline);
+            (generation, var ports, var anonymize) = _store.ReadState();
+            var unreadable = _ledger.Restore(generation, ports, _store.ReadBaseline, anonymize);
+            if (unreadable.Count > 0)
+                _logger.LogError("SQLite history {Path}: {Count} counter_baseline rows cannot be read (corrupt or hand-edited: {Keys}); " +
+                    "their next counter values become the baseline, so those clients lose at most what they counted since the last flush and nothing is counted twice",
+                    Path, unreadable.Count, string.Join(", ", unreadable.Take(5)) + (unreadable.Count > 5 ? ", …" : ""));
         }
         catch
         {
@@ -313,13 +379,39 @@ public sealed class TrafficHistory : IFinalValuesSink, IDisposable
         _logger.LogInformation("SQLite history {Path}: baseline of {Clients} clients loaded (maps {Generation})", Path, _ledger.TrackedClients, generation ?? "none");
     }
 
-    /// <summary>One transaction: every pending bucket, the baseline changes, commit.</summary>
+    /// <summary>While the database cannot be written, all but the newest pending buckets leave memory
+    /// for the spill file beside it. When that cannot be written either (the disk is full), they stay in memory.</summary>
+    private void SpillHeld()
+    {
+        if (_ledger.PendingBuckets <= _heldInMemory) return;
+        var spilledBefore = _spill.Buckets;
+        var taken = _ledger.TakeOldestPending(_heldInMemory).ToList();
+        for (var i = 0; i < taken.Count; i++)
+        {
+            try
+            {
+                _spill.Append(taken[i].Key, taken[i].Value);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                for (var j = i; j < taken.Count; j++) _ledger.PutBack(taken[j].Key, taken[j].Value); // nothing lost
+                _logger.LogWarning("SQLite history: cannot spill held deltas to {Spill} ({Error}); keeping them in memory", _spill.Path, e.Message);
+                return;
+            }
+        }
+        if (spilledBefore == 0 && _spill.Buckets > 0)
+            _logger.LogWarning("SQLite history: holding deltas in {Spill} until the database can be written ({Buckets} buckets in memory at most)", _spill.Path, _heldInMemory);
+    }
+
+    /// <summary>One transaction: every spilled and pending bucket, the baseline changes, commit.</summary>
     private void Write()
     {
+        BeforeWrite?.Invoke();
         EnsureOpen();
-        _store.Write(_ledger, BeforeCommit);
-        var heldBuckets = _ledger.HeldBuckets;
+        _store.Write(_ledger, BeforeCommit, _spill.Buckets > 0 ? _spill.Read() : null);
+        var heldBuckets = _ledger.HeldBuckets + _spill.Buckets;
         _ledger.Committed();
+        _spill.Committed();
         LastSuccess = _time.GetUtcNow();
         if (IsFailing)
         {

@@ -224,7 +224,7 @@ public sealed partial class HistoryEndToEndTests(ITestOutputHelper output)
         // export --format csv: header, then one line per bucket and client.
         var csv = Cli(net, database, "export", "--format", "csv");
         var lines = csv.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal(string.Join(',', ["timestamp", "client_ip", .. columns]), lines[0]);
+        Assert.Equal(string.Join(',', ["timestamp", "client_ip", .. columns, "resolution"]), lines[0]);
         var fromCsv = new Dictionary<(string, string), ulong>();
         foreach (var line in lines.Skip(1))
         {

@@ -26,10 +26,12 @@ internal sealed class HistoryReader(string databasePath)
         public override string ToString() => $"{Rows} rows, detail {DetailTotal.Bytes} B / {DetailTotal.Packets} frames";
     }
 
-    /// <summary>Runs one query with sqlite3 -readonly; rows of '|'-separated cells.</summary>
+    /// <summary>Runs one query with sqlite3 -readonly, as an operator would, with a busy timeout: a
+    /// reader that opens the database while the daemon rebuilds the WAL index after a crash or a
+    /// read-only spell gets SQLITE_BUSY without one. Rows of '|'-separated cells.</summary>
     public List<string[]> Query(string sql)
     {
-        var r = Shell.TryWithTimeout(TimeSpan.FromSeconds(20), "sqlite3", "-readonly", "-batch", "-noheader", "-separator", "|", DatabasePath, sql);
+        var r = Shell.TryWithTimeout(TimeSpan.FromSeconds(20), "sqlite3", "-readonly", "-cmd", ".timeout 5000", "-batch", "-noheader", "-separator", "|", DatabasePath, sql);
         if (!r.Ok) throw new InvalidOperationException($"sqlite3 {DatabasePath} \"{sql}\" failed ({r.ExitCode}): {r.Stderr.Trim()}");
         return r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split('|')).ToList();
     }

@@ -15,7 +15,7 @@ namespace SiaExporter.Tests.Settings;
 public sealed class SettingsTableTests
 {
     private static readonly Type[] ComponentRecords =
-        [typeof(KernelOptions), typeof(ClientOptions), typeof(WebOptions), typeof(MetricsOptions), typeof(DatabaseOptions), typeof(LogOptions), typeof(ApiOptions), typeof(HostdOptions)];
+        [typeof(KernelOptions), typeof(ClientOptions), typeof(WebOptions), typeof(MetricsOptions), typeof(DatabaseOptions), typeof(LogOptions), typeof(ApiOptions), typeof(BillingOptions), typeof(HostdOptions)];
 
     [Fact]
     public void Every_property_of_every_component_record_is_fed_by_exactly_one_setting()
@@ -105,6 +105,24 @@ public sealed class SettingsTableTests
         Assert.Equal(constructed.Database, parsed.Database);
         Assert.Equal(constructed.Log, parsed.Log);
         Assert.Equal(constructed.Api, parsed.Api);
+        Assert.Equal(constructed.Billing, parsed.Billing);
+    }
+
+    [Fact]
+    public void Billing_settings_and_tier_retentions_reach_their_records()
+    {
+        var options = CollectorSettings.Parse(new Dictionary<string, string>
+        {
+            ["BILLING_DAY"] = "15", ["QUOTA_UP"] = "2TB", ["QUOTA_DOWN"] = "1.5TiB",
+            ["RAW_RETENTION_DAYS"] = "3", ["HOURLY_RETENTION_DAYS"] = "90", ["FLUSH_INTERVAL"] = "5m",
+        }, () => "eth0");
+        Assert.Equal(15, options.Billing.Day);
+        Assert.Equal(2_000_000_000_000L, options.Billing.QuotaUpBytes);
+        Assert.Equal(3L * (1L << 39), options.Billing.QuotaDownBytes);
+        Assert.Equal(3, options.Database.RawRetentionDays);
+        Assert.Equal(90, options.Database.HourlyRetentionDays);
+        Assert.Equal(TimeSpan.FromMinutes(5), options.Database.FlushInterval);
+        Assert.Null(new CollectorOptions().Billing.QuotaUpBytes);
     }
 
     [Fact]
@@ -114,7 +132,7 @@ public sealed class SettingsTableTests
         {
             ["INTERFACE"] = " eth1, eth2 ,eth1", ["MAX_CLIENTS"] = "16", ["XDP_MODE"] = "skb", ["TC_ATTACH"] = "NETLINK",
             ["BPF_STATS"] = "yes", ["ANONYMIZE"] = "/24,/48", ["CLIENT_IDLE_TIMEOUT"] = "1h30m", ["LISTEN_ADDRESS"] = "127.0.0.1:9",
-            ["METRICS_TOP_CLIENTS"] = "0", ["RETENTION_DAYS"] = "36500", ["FLUSH_INTERVAL"] = "90", ["LOG_TOP"] = "1000",
+            ["METRICS_TOP_CLIENTS"] = "0", ["RETENTION_DAYS"] = "36500", ["FLUSH_INTERVAL"] = "150", ["LOG_TOP"] = "1000",
             ["LOG_INTERVAL"] = "2s", ["API_ENDPOINT"] = "https://example.net/v1", ["API_TOKEN"] = "t0k", ["PORTS"] = "9982/udp",
             ["SIA_HOSTNAME"] = "host-a",
         });
@@ -128,7 +146,7 @@ public sealed class SettingsTableTests
         Assert.Equal("127.0.0.1:9", options.Web.ListenAddress);
         Assert.Equal(0, options.Metrics.TopClients);
         Assert.Equal(36500, options.Database.RetentionDays);
-        Assert.Equal(TimeSpan.FromSeconds(90), options.Database.FlushInterval);
+        Assert.Equal(TimeSpan.FromSeconds(150), options.Database.FlushInterval);
         Assert.Equal(1000, options.Log.Top);
         Assert.Equal(TimeSpan.FromSeconds(2), options.Log.Interval);
         Assert.True(options.Api.Enabled);
@@ -161,7 +179,12 @@ public sealed class SettingsTableTests
     [InlineData("XDP_MODE", "fast", "XDP_MODE=fast: expected auto, native or generic")]
     [InlineData("TC_ATTACH", "ebpf", "TC_ATTACH=ebpf: expected auto, tcx or netlink")]
     [InlineData("BPF_STATS", "maybe", "BPF_STATS=maybe: expected on or off")]
-    [InlineData("FLUSH_INTERVAL", "0s", "FLUSH_INTERVAL=0s: must be at least 1s")]
+    [InlineData("FLUSH_INTERVAL", "0s", "FLUSH_INTERVAL=0s: must divide the 5-minute bucket (300 s) so every flush falls on a bucket boundary; expected a duration that divides 5m: 1s, 2s, 3s, 4s, 5s, 6s, 10s, 12s, 15s, 20s, 25s, 30s, 50s, 1m, 75s, 100s, 150s, 5m")]
+    [InlineData("FLUSH_INTERVAL", "90s", "FLUSH_INTERVAL=90s: must divide the 5-minute bucket (300 s) so every flush falls on a bucket boundary; expected a duration that divides 5m: 1s, 2s, 3s, 4s, 5s, 6s, 10s, 12s, 15s, 20s, 25s, 30s, 50s, 1m, 75s, 100s, 150s, 5m")]
+    [InlineData("FLUSH_INTERVAL", "7m", "FLUSH_INTERVAL=7m: must divide the 5-minute bucket (300 s) so every flush falls on a bucket boundary; expected a duration that divides 5m: 1s, 2s, 3s, 4s, 5s, 6s, 10s, 12s, 15s, 20s, 25s, 30s, 50s, 1m, 75s, 100s, 150s, 5m")]
+    [InlineData("FLUSH_INTERVAL", "1.5s", "FLUSH_INTERVAL=1.5s: must divide the 5-minute bucket (300 s) so every flush falls on a bucket boundary; expected a duration that divides 5m: 1s, 2s, 3s, 4s, 5s, 6s, 10s, 12s, 15s, 20s, 25s, 30s, 50s, 1m, 75s, 100s, 150s, 5m")]
+    [InlineData("BILLING_DAY", "29", "BILLING_DAY=29: expected a whole number from 1 to 28")]
+    [InlineData("QUOTA_UP", "lots", "QUOTA_UP=lots: expected a byte amount like 500GB, 2TB or 1.5TiB (SI or IEC units), empty for none")]
     [InlineData("LOG_INTERVAL", "soon", "LOG_INTERVAL=soon: 'soon' is not a duration like 30s, 5m, 1h, 7d")]
     [InlineData("CLIENT_IDLE_TIMEOUT", "1e300", "CLIENT_IDLE_TIMEOUT=1e300: expected a duration like 30s, 5m, 1h")]
     [InlineData("API_ENDPOINT", "ftp://x", "API_ENDPOINT=ftp://x: expected an http:// or https:// URL")]

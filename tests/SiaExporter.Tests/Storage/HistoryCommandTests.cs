@@ -63,11 +63,11 @@ public sealed class HistoryCommandTests : IDisposable
         var t2 = Now.AddMinutes(-5).ToUnixTimeSeconds();
         Assert.Equal(
         [
-            "timestamp,client_ip,up_9981,down_9981,up_9984_tcp,down_9984_tcp,up_9984_udp,down_9984_udp",
-            $"{t0},10.0.0.1,1,2,3000000000,4,5,6",
-            $"{t1},10.0.0.1,10,20,1500000,40,50,60",
-            $"{t1},2001:db8::7,0,999,0,2500,0,0",
-            $"{t2},10.0.0.2,7,0,0,0,0,0",
+            "timestamp,client_ip,up_9981,down_9981,up_9984_tcp,down_9984_tcp,up_9984_udp,down_9984_udp,resolution",
+            $"{t0},10.0.0.1,1,2,3000000000,4,5,6,5m",
+            $"{t1},10.0.0.1,10,20,1500000,40,50,60,5m",
+            $"{t1},2001:db8::7,0,999,0,2500,0,0,5m",
+            $"{t2},10.0.0.2,7,0,0,0,0,0,5m",
         ], output.TrimEnd('\n').Split('\n'));
     }
 
@@ -79,7 +79,7 @@ public sealed class HistoryCommandTests : IDisposable
         using var doc = JsonDocument.Parse(output);
         var rows = doc.RootElement.EnumerateArray().ToList();
         Assert.Equal(2, rows.Count);
-        Assert.Equal(["timestamp", "client_ip", "up_9981", "down_9981", "up_9984_tcp", "down_9984_tcp", "up_9984_udp", "down_9984_udp"],
+        Assert.Equal(["timestamp", "client_ip", "up_9981", "down_9981", "up_9984_tcp", "down_9984_tcp", "up_9984_udp", "down_9984_udp", "resolution"],
             rows[0].EnumerateObject().Select(p => p.Name).ToArray());
         Assert.Equal(Now.AddMinutes(-30).ToUnixTimeSeconds(), rows[0].GetProperty("timestamp").GetInt64());
         Assert.Equal("10.0.0.1", rows[0].GetProperty("client_ip").GetString());
