@@ -1,7 +1,7 @@
 using SiaExporter.Counters;
 using Xunit;
 
-namespace SiaExporter.Tests.Counters;
+namespace SiaExporter.Tests.Flood;
 
 /// <summary>How the reader combines `clients` and `pending` (PendingMerge): confirmed clients get
 /// their pending slots, the rest is unconfirmed, and a client's values never go down between reads
