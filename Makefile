@@ -34,7 +34,8 @@ BPF_CFLAGS  := -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -I$(
 
 # Debian packages: what running needs, and what the tests need on top.
 RUN_PKGS    := clang llvm libbpf-dev libbpf1 bpftool iproute2 libc6-dev
-TEST_PKGS   := $(RUN_PKGS) ethtool tcpdump tshark sqlite3 iperf3 prometheus systemd procps e2fsprogs chromium
+TEST_PKGS   := $(RUN_PKGS) ethtool tcpdump tshark sqlite3 iperf3 prometheus systemd procps e2fsprogs chromium \
+               ngtcp2-server ngtcp2-client openssl
 DEPS_STAMP  := $(BUILD)/.deps
 
 .PHONY: all build bpf web publish run test test-unit deps deps-run deps-test bench bench-bpf probes bench-scrape \

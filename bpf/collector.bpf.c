@@ -16,7 +16,10 @@
  * extension headers, TCP/UDP) and one classifier: a frame is counted
  * only if the host's own port, or failing that the remote port, is in the
  * `port_classes` table. Frames that are not counted touch no map except that
- * one array lookup, so SSH, DNS and scanners never enter `clients`.
+ * one array lookup, so SSH, DNS and scanners never enter `clients`. Every
+ * program counts a classified frame through the same back end, count() in
+ * clients.h: only a confirmed address has a `clients` entry (the host's own
+ * egress confirms it, on every link kind), the others count in `pending`.
  *
  * Everything here must stay in step with collector.h (the contract with the
  * daemon); see there for the meaning of every map.
@@ -110,6 +113,7 @@ struct collector_btf_anchor {
 	struct frag_key frag_key;
 	struct frag_value frag_value;
 	struct collector_config collector_config;
+	struct pending_head pending_head;
 };
 struct collector_btf_anchor btf_anchor SEC(".bss");
 
@@ -142,7 +146,8 @@ enum frag_kind {
 struct pkt {
 	void *saddr; /* into the packet: 4 or 16 bytes */
 	void *daddr;
-	__u32 l4_off; /* offset of the TCP/UDP header from the Ethernet header */
+	__u32 l4_off; /* offset of the TCP/UDP header from the start of the frame (the
+		       * Ethernet header; the IP header on an L3 link), what load() takes */
 	__u32 frag_id;
 	__be16 sport;
 	__be16 dport;
@@ -251,10 +256,14 @@ static __always_inline int parse(void *ctx, int is_xdp, enum link_kind link, voi
 	/*
 	 * Fields only some paths set are zeroed here: clang may copy the whole
 	 * struct, and the verifier rejects reading a never-written register.
+	 * l4_off too: a later fragment has none, and classify_frame copies it
+	 * (left undefined, clang may store whatever register it likes there,
+	 * a packet pointer included, which the verifier refuses).
 	 */
 	p->frag = FRAG_NONE;
 	p->frag_id = 0;
 	p->frag_proto = 0;
+	p->l4_off = 0;
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = cur;
 		__u16 frag_off;
@@ -356,6 +365,9 @@ struct frame {
 	struct client_key key; /* the remote address */
 	__u32 slot;            /* class * 2 + dir, < CONFIG.n_slots */
 	__u32 hdr_len;         /* L2..L4 header bytes (tc_ingress only) */
+	__u32 l4_off;          /* offset of the TCP/UDP header from data (bpf/clients.h) */
+	__u8 row;              /* COLLECTOR_PROTO_ROW_* */
+	__u8 frag;             /* enum frag_kind */
 };
 
 /*
@@ -427,6 +439,11 @@ static __always_inline int classify_frame(void *ctx, int is_xdp, enum link_kind 
 	}
 
 	put_addr((__u32 *)f->key.addr, dir == COLLECTOR_DIR_DOWN ? p.saddr : p.daddr, p.v6);
+	f->l4_off = p.l4_off;
+	f->frag = p.frag;
+	f->row = 0;
+	if (p.frag != FRAG_LATER) /* a later fragment has no L4 header: row unset */
+		f->row = p.row;
 
 	if (want_hdr_len) {
 		f->hdr_len = p.l4_off;
@@ -454,30 +471,7 @@ static __always_inline void add(struct counter *v, __u32 slot, __u64 bytes, __u6
 	v[slot].packets += packets;
 }
 
-static __always_inline void count(struct frame *f, __u64 bytes, __u64 packets)
-{
-	struct counter *v;
-	__u32 agg;
-
-	v = bpf_map_lookup_elem(&clients, &f->key);
-	if (!v) {
-		/* New client. EEXIST from a CPU that raced us is fine. */
-		bpf_map_update_elem(&clients, &f->key, zero_value, BPF_NOEXIST);
-		v = bpf_map_lookup_elem(&clients, &f->key);
-	}
-	if (v) {
-		add(v, f->slot, bytes, packets);
-	} else {
-		agg = COLLECTOR_AGG_OVERFLOW; /* clients is full */
-		v = bpf_map_lookup_elem(&aggregates, &agg);
-		if (v)
-			add(v, f->slot, bytes, packets);
-	}
-	agg = COLLECTOR_AGG_TOTAL;
-	v = bpf_map_lookup_elem(&aggregates, &agg);
-	if (v)
-		add(v, f->slot, bytes, packets);
-}
+#include "clients.h"
 
 /*
  * XDP ingress, one body: `stripped_tags` (a constant) adds the 4 bytes of a
@@ -497,7 +491,7 @@ static __always_inline int count_xdp(struct xdp_md *ctx, int stripped_tags)
 	bytes = bpf_xdp_get_buff_len(ctx);
 	if (stripped_tags)
 		bytes += stripped_vlan_bytes(ctx);
-	count(&f, bytes, 1);
+	count(ctx, 1, &f, bytes, 1);
 	return XDP_PASS;
 }
 
@@ -574,7 +568,7 @@ static __always_inline int count_egress(struct __sk_buff *skb, enum link_kind li
 	/* A hardware-offloaded tag is on the wire but not in the data. */
 	if (link == LINK_ETHERNET && skb->vlan_present)
 		bytes += 4 * packets;
-	count(&f, bytes, packets);
+	count(skb, 0, &f, bytes, packets);
 	return TC_ACT_UNSPEC; /* == TCX_NEXT: let other programs run */
 }
 
@@ -597,7 +591,7 @@ static __always_inline int count_ingress(struct __sk_buff *skb, enum link_kind l
 	/* A tag the NIC stripped (rx-vlan-offload) was on the wire. */
 	if (link == LINK_ETHERNET && skb->vlan_present)
 		bytes += 4 * packets;
-	count(&f, bytes, packets);
+	count(skb, 0, &f, bytes, packets);
 	return TC_ACT_UNSPEC;
 }
 

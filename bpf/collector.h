@@ -34,7 +34,8 @@
 /* Entries of the `aggregates` per-CPU array. */
 #define COLLECTOR_AGG_TOTAL 0    /* every counted frame: the exact host totals */
 #define COLLECTOR_AGG_OVERFLOW 1 /* frames whose client found the clients map full */
-#define COLLECTOR_AGG_ENTRIES 2
+#define COLLECTOR_AGG_UNCONFIRMED 2 /* frames of sources dropped from `pending` unconfirmed */
+#define COLLECTOR_AGG_ENTRIES 3
 
 #define COLLECTOR_DEFAULT_MAX_CLIENTS 16384
 /* In-flight fragmented datagrams whose class is remembered (LRU). */
@@ -42,12 +43,34 @@
 /* IPv6 extension headers walked before giving up on a packet. */
 #define COLLECTOR_MAX_IPV6_EXT_HEADERS 8
 
+/*
+ * Unconfirmed sources (bpf/clients.h). A remote address gets a `clients` entry only
+ * once the host's egress shows it is real: a TCP segment from the host with ACK and
+ * neither SYN nor RST (after a handshake, either side opening), or, for every UDP
+ * class, a QUIC short-header packet (first byte's top bit 0) from the host. Until
+ * then its frames count in `pending`: per CPU, a direct-mapped table of this many
+ * entries (a power of two), indexed by a hash of the address.
+ */
+#define COLLECTOR_PENDING_ENTRIES 4096
+/* pending_head.state */
+#define COLLECTOR_PENDING_EMPTY 0     /* free; counters are stale and ignored */
+#define COLLECTOR_PENDING_USED 1      /* an unconfirmed address */
+#define COLLECTOR_PENDING_CONFIRMED 2 /* its address was confirmed on another CPU */
+/* Bits of the `confirmed` prefilter (a power of two): a clear bit for an address's hash
+ * means it has no `clients` entry, so the lookup is skipped (never cleared; unpinned, so a
+ * restart starts it empty and the host's next packet to each client sets its bit again). */
+#define COLLECTOR_CONFIRMED_BITS 524288
+/* CPUs whose pending entries a confirmation marks (bounds a loop). */
+#define COLLECTOR_MAX_CPUS 1024
+
 /* Map and program names (C strings; the C# generator keeps them as strings). */
 #define COLLECTOR_MAP_CLIENTS "clients"
 #define COLLECTOR_MAP_AGGREGATES "aggregates"
 #define COLLECTOR_MAP_CLASSES "class_info"
 #define COLLECTOR_MAP_PORTS "port_classes"
 #define COLLECTOR_MAP_FRAGS "frag_classes"
+#define COLLECTOR_MAP_PENDING "pending"
+#define COLLECTOR_MAP_CONFIRMED "confirmed"
 #define COLLECTOR_PROG_XDP "xdp_ingress"
 #define COLLECTOR_PROG_TC_EGRESS "tc_egress"
 #define COLLECTOR_PROG_TC_INGRESS "tc_ingress"
@@ -73,6 +96,14 @@ struct client_key {
 struct counter {
 	__u64 bytes;
 	__u64 packets;
+};
+
+/* `pending` value: this head, then n_slots counters (value size 24 + n_slots * 16,
+ * chosen at load time like `clients`). */
+struct pending_head {
+	__u8 addr[16]; /* as client_key */
+	__u32 state;   /* COLLECTOR_PENDING_* */
+	__u32 reserved;
 };
 
 /* `class_info` array entry i describes class i (pinned beside the counters so a

@@ -43,6 +43,8 @@ internal sealed unsafe class CollectorObject : IDisposable
         AggregatesMap = Map(BpfConstants.MapAggregates);
         ClassesMap = Map(BpfConstants.MapClasses);
         PortsMap = Map(BpfConstants.MapPorts);
+        PendingMap = Map(BpfConstants.MapPending);
+        ConfirmedMap = Map(BpfConstants.MapConfirmed);
         QdiscDropsMap = Map(BpfConstants.MapQdiscDrops);
         CountedIfindexMap = Map(BpfConstants.MapCountedIfindex);
         XdpIngress = programs.XdpIngress;
@@ -73,6 +75,12 @@ internal sealed unsafe class CollectorObject : IDisposable
     public BpfMap AggregatesMap { get; }
     public BpfMap ClassesMap { get; }
     public BpfMap PortsMap { get; }
+    /// <summary>`pending`: per-CPU counters of not yet confirmed sources (bpf/clients.h).</summary>
+    public BpfMap PendingMap { get; }
+    /// <summary>`confirmed`: the prefilter bitmap of confirmed addresses (bpf/clients.h; not pinned).</summary>
+    public BpfMap ConfirmedMap { get; }
+    /// <summary>Bytes of one `pending` value: struct pending_head + n_slots counters.</summary>
+    public int PendingValueSize => KernelSizes.PendingHead + ValueSize;
     /// <summary>Per slot, what a shaping qdisc dropped after tc_egress counted it (qdisc_drop's output).</summary>
     public BpfMap QdiscDropsMap { get; }
     /// <summary>The interfaces qdisc_drop watches (ifindex → 1).</summary>
@@ -89,6 +97,8 @@ internal sealed unsafe class CollectorObject : IDisposable
 
     /// <summary>Kernel memory of the per-CPU `clients` map: capacity × round_up(value, 8) × possible CPUs.</summary>
     public long ClientsMapBytes => (long)Capacity * KernelSizes.PerCpuStride(ValueSize) * PossibleCpus;
+    /// <summary>Kernel memory of the per-CPU `pending` table of unconfirmed sources (bpf/clients.h).</summary>
+    public long PendingMapBytes => (long)BpfConstants.PendingEntries * KernelSizes.PerCpuStride(PendingValueSize) * PossibleCpus;
     /// <summary>Both per-CPU maps (clients + aggregates).</summary>
     public long PerCpuMapBytes => (long)(Capacity + BpfConstants.AggEntries) * KernelSizes.PerCpuStride(ValueSize) * PossibleCpus;
 
@@ -108,6 +118,8 @@ internal sealed unsafe class CollectorObject : IDisposable
         var aggregates = RequireMap(file, BpfConstants.MapAggregates);
         var classes = RequireMap(file, BpfConstants.MapClasses);
         var ports = RequireMap(file, BpfConstants.MapPorts);
+        var pending = RequireMap(file, BpfConstants.MapPending);
+        RequireMap(file, BpfConstants.MapConfirmed);
         var xdp = RequireProgram(file, BpfConstants.ProgXdp);
         var tcEgress = RequireProgram(file, BpfConstants.ProgTcEgress);
         var tcIngress = RequireProgram(file, BpfConstants.ProgTcIngress);
@@ -122,6 +134,7 @@ internal sealed unsafe class CollectorObject : IDisposable
         aggregates.SetValueSize(valueSize);
         qdiscDrops.SetValueSize(valueSize);
         clients.SetMaxEntries((uint)options.MaxClients);
+        pending.SetValueSize((uint)(KernelSizes.PendingHead + valueSize));
         WriteSlotCount(file, options.Classes.SlotCount);
         // Loaded per interface, device-bound, by DeviceBoundXdp; here it would be refused.
         file.FindProgram(BpfConstants.ProgXdpRxVlan)?.SetAutoload(false);
@@ -132,7 +145,7 @@ internal sealed unsafe class CollectorObject : IDisposable
         if (!features.HasXdpFrags) xdp.SetFlags(xdp.Flags & ~ProgramFlags.XdpHasFrags);
 
         var pinned = options.PinDirectory is { } pinDirectory
-            ? PrepareForPinnedMaps(pinDirectory, options.Classes, logger, clients, aggregates, classes)
+            ? PrepareForPinnedMaps(pinDirectory, options.Classes, logger, clients, aggregates, classes, pending)
             : new PinnedMapsDecision(PinnedMapsOutcome.NotPinned, []);
 
         try
@@ -220,7 +233,7 @@ internal sealed unsafe class CollectorObject : IDisposable
     }
 
     private static PinnedMapsDecision PrepareForPinnedMaps(string pinDirectory, PortClassSet classes, ILogger logger,
-        ObjectMap clients, ObjectMap aggregates, ObjectMap classInfo)
+        ObjectMap clients, ObjectMap aggregates, ObjectMap classInfo, ObjectMap pending)
     {
         BpfFileSystem.EnsureMounted(logger, BpfFileSystem.MountPointOf(pinDirectory));
         BpfFileSystem.CreatePinDirectory(pinDirectory);
@@ -229,6 +242,7 @@ internal sealed unsafe class CollectorObject : IDisposable
             [BpfConstants.MapClients] = MapShape.Of(clients),
             [BpfConstants.MapAggregates] = MapShape.Of(aggregates),
             [BpfConstants.MapClasses] = MapShape.Of(classInfo),
+            [BpfConstants.MapPending] = MapShape.Of(pending),
         };
         using var inspection = PinnedMaps.Inspect(pinDirectory, wanted, classes);
         if (inspection.NothingPinned)
@@ -241,6 +255,7 @@ internal sealed unsafe class CollectorObject : IDisposable
             clients.Reuse(inspection.Reusable[BpfConstants.MapClients]);
             aggregates.Reuse(inspection.Reusable[BpfConstants.MapAggregates]);
             classInfo.Reuse(inspection.Reusable[BpfConstants.MapClasses]);
+            pending.Reuse(inspection.Reusable[BpfConstants.MapPending]);
             logger.LogInformation("reusing the counter maps pinned under {PinDirectory}: counters continue", pinDirectory);
             return new PinnedMapsDecision(PinnedMapsOutcome.Reused, []);
         }
@@ -257,6 +272,7 @@ internal sealed unsafe class CollectorObject : IDisposable
         Pin(ClientsMap, pinDirectory);
         Pin(AggregatesMap, pinDirectory);
         Pin(ClassesMap, pinDirectory);
+        Pin(PendingMap, pinDirectory);
     }
 
     private static void Pin(BpfMap map, string pinDirectory)

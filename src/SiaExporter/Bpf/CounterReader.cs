@@ -7,7 +7,8 @@ namespace SiaExporter.Bpf;
 /// <summary>
 /// Reads the kernel counters: every `clients` entry with BPF_MAP_LOOKUP_BATCH (falling back to
 /// get_next_key + lookup on kernels without batch ops for the map), plus aggregates[TOTAL] and
-/// [OVERFLOW], summed over CPUs into one <see cref="CounterSnapshot"/>. The raw key/value buffers
+/// [OVERFLOW], summed over CPUs into one <see cref="CounterSnapshot"/>, with the `pending` slots of
+/// unconfirmed sources (<see cref="PendingReader"/>, <see cref="PendingMerge"/>). The raw key/value buffers
 /// are kept between calls; only the snapshot's own arrays are allocated per read.
 /// Not thread-safe: one reader per caller (SnapshotSource coalesces scrapes).
 /// </summary>
@@ -36,6 +37,10 @@ internal sealed class CounterReader : ICounterSource, IDisposable
     private Traffic[] _readSlots;
     private bool _batchUnsupported;
 
+    // Unconfirmed sources (bpf/clients.h): their pending slots, and how they join their client once confirmed.
+    private readonly PendingReader _pending;
+    private readonly PendingMerge _merge;
+
     /// <summary>Reads the maps of <paramref name="collector"/>, which owns them for this reader's lifetime.</summary>
     public CounterReader(CollectorObject collector, TimeProvider? time = null)
     {
@@ -53,6 +58,8 @@ internal sealed class CounterReader : ICounterSource, IDisposable
         _oneValue = new byte[_perKeyBytes];
         _readClients = new ClientAddress[Math.Min(capacity, 1024)];
         _readSlots = new Traffic[_readClients.Length * _slots];
+        _pending = new PendingReader(collector.PendingMap, _slots, _cpus);
+        _merge = new PendingMerge(_slots);
     }
 
     /// <summary>Forces the get_next_key path (tests; kernels without batch lookups).</summary>
@@ -69,7 +76,9 @@ internal sealed class CounterReader : ICounterSource, IDisposable
         var slots = _readSlots.AsSpan(0, count * _slots).ToArray();
         var totals = ReadAggregate(BpfConstants.AggTotal);
         var overflow = ReadAggregate(BpfConstants.AggOverflow);
-        return new CounterSnapshot(_classes, _generation, _time.GetUtcNow(), clients, slots, totals, overflow);
+        // `pending` after `clients`: see PendingMerge for why that order.
+        var unconfirmed = _merge.Merge(_generation, clients, slots, _pending.Read(), ReadAggregate(BpfConstants.AggUnconfirmed));
+        return new CounterSnapshot(_classes, _generation, _time.GetUtcNow(), clients, slots, totals, overflow) { Unconfirmed = unconfirmed };
     }
 
     public IReadOnlyList<EvictedClient> Evict(IReadOnlyCollection<ClientAddress> clients)
@@ -84,6 +93,8 @@ internal sealed class CounterReader : ICounterSource, IDisposable
             BpfErrors.Check(errno, "bpf_map_lookup_and_delete_elem(clients)");
             var final = new Traffic[_slots];
             SumOverCpus(_oneValue, final);
+            // The same write path frees the client's pending slots: what they held was shown as its own.
+            final = _merge.Final(client, final, _pending.Release(client));
             evicted.Add(new EvictedClient(client, final));
         }
         return evicted;

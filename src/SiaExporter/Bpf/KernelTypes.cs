@@ -49,6 +49,16 @@ internal struct FragValue
     public uint ClassPlusOne;
 }
 
+/// <summary>struct pending_head: the head of a `pending` value, n_slots counters follow.</summary>
+[StructLayout(LayoutKind.Sequential, Size = 24)]
+internal unsafe struct PendingHead
+{
+    public fixed byte Addr[16];
+    /// <summary>BpfConstants.Pending* (empty, used, confirmed).</summary>
+    public uint State;
+    public uint Reserved;
+}
+
 /// <summary>struct collector_config: the only variable of .rodata, at offset 0.</summary>
 [StructLayout(LayoutKind.Sequential, Size = 4)]
 internal struct CollectorConfig
@@ -62,6 +72,7 @@ internal static class KernelSizes
     public const int ClientKey = 16;
     public const int Counter = 16;
     public const int ClassInfo = 4;
+    public const int PendingHead = 24;
     /// <summary>struct port_table: class_of[PROTO_ROWS][PORTS_PER_ROW].</summary>
     public const int PortTable = BpfConstants.ProtoRows * BpfConstants.PortsPerRow;
 

@@ -25,14 +25,14 @@ internal readonly record struct MapShape(uint Type, uint KeySize, uint ValueSize
 }
 
 /// <summary>
-/// The counter maps pinned under the pin directory (clients, aggregates, class_info): found,
+/// The counter maps pinned under the pin directory (clients, aggregates, class_info, pending): found,
 /// compared with what this run would create, and either reused or removed so fresh ones are
-/// created. All three are kept or replaced together, so totals and per-client counters always
+/// created. All of them are kept or replaced together, so totals and per-client counters always
 /// belong to the same incarnation (<see cref="MapGeneration"/>).
 /// </summary>
 internal static class PinnedMaps
 {
-    public static readonly string[] Names = [BpfConstants.MapClients, BpfConstants.MapAggregates, BpfConstants.MapClasses];
+    public static readonly string[] Names = [BpfConstants.MapClients, BpfConstants.MapAggregates, BpfConstants.MapClasses, BpfConstants.MapPending];
 
     public static string PathOf(string pinDirectory, string mapName) => Path.Combine(pinDirectory, mapName);
 
@@ -85,7 +85,7 @@ internal static class PinnedMaps
         return inspection;
     }
 
-    /// <summary>Unpins the three counter maps (the kernel frees them once no program uses them).</summary>
+    /// <summary>Unpins the counter maps (the kernel frees them once no program uses them).</summary>
     public static void Unpin(string pinDirectory)
     {
         foreach (var name in Names)

@@ -48,6 +48,16 @@ public sealed class CounterSnapshot
     /// <summary>Traffic of clients that found the map full, per slot.</summary>
     public Traffic[] Overflow { get; }
 
+    /// <summary>Traffic of sources without an entry because they never proved they are real
+    /// (bpf/clients.h); part of <see cref="Totals"/>, never of <see cref="Clients"/>.</summary>
+    public UnconfirmedTraffic Unconfirmed
+    {
+        get => _unconfirmed ??= UnconfirmedTraffic.None(SlotCount);
+        init => _unconfirmed = value;
+    }
+
+    private UnconfirmedTraffic? _unconfirmed;
+
     public int SlotCount => Classes.SlotCount;
 
     public ReadOnlySpan<Traffic> SlotsOf(int clientIndex) =>

@@ -29,6 +29,8 @@ public sealed class KernelCounters(KernelOptions options, TimeProvider time, ILo
             "clients map: {Capacity} entries × {ValueSize} B × {Cpus} CPUs = {MiB:0.0} MiB of kernel memory (pinned maps {Outcome}, generation {Generation})",
             _collector.Capacity, _collector.ValueSize, _collector.PossibleCpus, _collector.PerCpuMapBytes / 1048576.0,
             _collector.MapsOutcome, _collector.Generation);
+        logger.LogInformation("pending table of unconfirmed sources: {Slots} slots × {ValueSize} B × {Cpus} CPUs = {MiB:0.0} MiB of kernel memory",
+            BpfConstants.PendingEntries, _collector.PendingValueSize, _collector.PossibleCpus, _collector.PendingMapBytes / 1048576.0);
         _attachments = HookAttachments.Attach(_collector, options.Interfaces, options.XdpMode, TcAttachModeOf(options.TcAttach), logger);
         _reader = new CounterReader(_collector, time);
         _qdiscDrops = QdiscDropCounter.Start(_collector, _attachments.Items.Select(a => a.IfIndex).Distinct(), logger);

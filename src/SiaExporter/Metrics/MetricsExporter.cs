@@ -48,8 +48,9 @@ public sealed class MetricsSources
 /// <summary>
 /// The /metrics registry of the daemon and its serialized scrape. Each concern registers its own
 /// collector on the registry (as prometheus-net's DotNetStats does) and reads its values at scrape
-/// time: <see cref="TrafficCollector"/>, <see cref="BpfCollector"/>, <see cref="HistoryCollector"/>,
-/// <see cref="PushCollector"/>, <see cref="QdiscDropCollector"/>, plus sia_exporter_build_info and the process metrics. Each
+/// time: <see cref="TrafficCollector"/> (and <see cref="UnconfirmedCollector"/> from the same snapshot),
+/// <see cref="BpfCollector"/>, <see cref="HistoryCollector"/>, <see cref="PushCollector"/>,
+/// <see cref="QdiscDropCollector"/>, plus sia_exporter_build_info and the process metrics. Each
 /// instance has its own <see cref="CollectorRegistry"/>. The publication state is saved by
 /// <see cref="StateSaver"/>, which the host runs as a hosted service.
 /// </summary>
@@ -76,6 +77,7 @@ public sealed class MetricsExporter
         StateSaver = new PublicationStateSaver(PublicationStateFile.PathIn(options.StateDirectory), logger);
         SubnetStateSaver = options.Metrics.TopSubnets > 0 ? new PublicationStateSaver(SubnetStatePath(options), logger) : null;
         _traffic = TrafficCollector.Register(Registry, options, snapshots, StateSaver, SubnetStateSaver, logger);
+        UnconfirmedCollector.Register(Registry, _traffic);
         BpfCollector.Register(Registry, sources.BpfPrograms, sources.Attachments,
             sources.LastMapReadDuration ?? (() => _traffic.LastSnapshotDuration), sources.MapCapacity ?? options.MaxClients, logger);
         if (sources.History is { } history) HistoryCollector.Register(Registry, history);

@@ -114,6 +114,10 @@ internal sealed class TrafficCollector
         _stateWriteErrors = errors.WithLabels("state_write");
     }
 
+    /// <summary>Every snapshot this collector publishes, in order, under its update lock: what the
+    /// collectors of the same snapshot (<see cref="UnconfirmedCollector"/>) publish from.</summary>
+    public event Action<CounterSnapshot>? Published;
+
     /// <summary>What the last <see cref="Update"/> took (also sia_exporter_scrape_duration_seconds).</summary>
     public TimeSpan LastUpdateDuration { get; private set; }
 
@@ -156,6 +160,7 @@ internal sealed class TrafficCollector
             var subnets = _subnets!.From(snapshot);
             ServeSubnets(_subnetPublication.Advance(subnets), subnets.Classes);
         }
+        Published?.Invoke(snapshot);
     }
 
     private SlotSeries[] CreateSlotSeries(PortClassSet classes)

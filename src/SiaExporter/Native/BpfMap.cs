@@ -47,18 +47,18 @@ internal sealed unsafe class BpfMap : BpfDescriptor
     public void Lookup<TKey>(in TKey key, Span<byte> value) where TKey : unmanaged =>
         BpfErrors.Check(Lookup(AsBytes(in key), value), $"bpf_map_lookup_elem({Name})");
 
-    public void Update(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, ulong flags = 0)
+    public void Update(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, MapUpdate flags = MapUpdate.Any)
     {
         fixed (byte* k = key)
         fixed (byte* v = value)
-            BpfErrors.Check(LibBpf.MapUpdateElem(this, k, v, flags), $"bpf_map_update_elem({Name})");
+            BpfErrors.Check(LibBpf.MapUpdateElem(this, k, v, (ulong)flags), $"bpf_map_update_elem({Name})");
     }
 
     public void Update<TKey, TValue>(in TKey key, in TValue value) where TKey : unmanaged where TValue : unmanaged =>
         Update(AsBytes(in key), AsBytes(in value));
 
-    public void Update<TKey>(in TKey key, ReadOnlySpan<byte> value) where TKey : unmanaged =>
-        Update(AsBytes(in key), value);
+    public void Update<TKey>(in TKey key, ReadOnlySpan<byte> value, MapUpdate flags = MapUpdate.Any) where TKey : unmanaged =>
+        Update(AsBytes(in key), value, flags);
 
     /// <summary>Removes <paramref name="key"/> and returns its last value in <paramref name="value"/>.</summary>
     public Errno LookupAndDelete(ReadOnlySpan<byte> key, Span<byte> value)
@@ -93,4 +93,15 @@ internal sealed unsafe class BpfMap : BpfDescriptor
 
     private static ReadOnlySpan<byte> AsBytes<T>(in T value) where T : unmanaged =>
         MemoryMarshal.AsBytes(new ReadOnlySpan<T>(in value));
+}
+
+/// <summary>bpf_map_update_elem flags (uapi/linux/bpf.h BPF_ANY, BPF_NOEXIST, BPF_EXIST).</summary>
+internal enum MapUpdate : ulong
+{
+    /// <summary>Create or replace.</summary>
+    Any = 0,
+    /// <summary>Create only; EEXIST when the key is there.</summary>
+    NoExist = 1,
+    /// <summary>Replace only; ENOENT when the key is not there.</summary>
+    Exist = 2,
 }

@@ -39,7 +39,7 @@ public sealed class AnonymizedCounterSource(ICounterSource inner, ClientPrefix p
             for (var s = 0; s < slots; s++) values[at * slots + s] += own[s];
         }
         _members = members;
-        return new CounterSnapshot(raw.Classes, raw.Generation, raw.TakenAt, [.. clients], [.. values], raw.Totals, raw.Overflow);
+        return new CounterSnapshot(raw.Classes, raw.Generation, raw.TakenAt, [.. clients], [.. values], raw.Totals, raw.Overflow) { Unconfirmed = raw.Unconfirmed };
     }
 
     public IReadOnlyList<EvictedClient> Evict(IReadOnlyCollection<ClientAddress> clients)

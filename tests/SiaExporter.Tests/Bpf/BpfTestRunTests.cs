@@ -37,6 +37,7 @@ public sealed class BpfTestRunTests
     {
         using var stats = BpfStats.Enable();
         using var collector = CollectorObject.Load(TestObject.Options(), new ListLogger());
+        KernelMapWriter.PutConfirmedClient(collector, Source); // counted on its entry (bpf/clients.h)
 
         var result = BpfTestRun.Run(collector.XdpIngress, UdpFrame(), repeat: 10);
 
@@ -55,6 +56,7 @@ public sealed class BpfTestRunTests
     public void Tc_test_run_accepts_gso_fields_in_the_skb_context()
     {
         using var collector = CollectorObject.Load(TestObject.Options(), new ListLogger());
+        KernelMapWriter.PutConfirmedClient(collector, Source);
         var result = BpfTestRun.Run(collector.TcIngress, UdpFrame(), skb: new SkBuffFields(WireLength: 128, GsoSegments: 1));
         Assert.Contains(result.ReturnValue, new[] { TcActOk, TcActUnspec });
         var snapshot = new CounterReader(collector).Read();

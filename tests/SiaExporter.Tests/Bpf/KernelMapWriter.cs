@@ -17,6 +17,22 @@ internal static class KernelMapWriter
         collector.ClientsMap.Update(key, value);
     }
 
+    /// <summary>Gives <paramref name="client"/> an empty entry, as if it had been confirmed before
+    /// the test (bpf/clients.h): its frames then count on its entry from the first one.</summary>
+    public static void PutConfirmedClient(CollectorObject collector, ClientAddress client)
+    {
+        var value = new byte[KernelSizes.PerCpuStride(collector.ValueSize) * collector.PossibleCpus];
+        var key = new byte[KernelSizes.ClientKey];
+        client.WriteKernelKey(key);
+        collector.ClientsMap.Update(key, value, MapUpdate.NoExist);
+        // ... and its bit in the `confirmed` prefilter, as the kernel's admit() sets it.
+        var bit = PendingIndex.ConfirmedBit(key);
+        var bits = new byte[BpfConstants.ConfirmedBits / 8];
+        collector.ConfirmedMap.Lookup(0u, bits);
+        bits[bit >> 3] |= (byte)(1 << (int)(bit & 7));
+        collector.ConfirmedMap.Update(0u, bits);
+    }
+
     public static void PutAggregate(CollectorObject collector, int index, ulong bytes, ulong packets)
     {
         var value = PerCpuValue(collector, bytes, packets);

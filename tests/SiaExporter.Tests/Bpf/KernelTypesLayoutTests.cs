@@ -18,6 +18,8 @@ public sealed class KernelTypesLayoutTests
             [nameof(FragKey.Saddr), nameof(FragKey.Daddr), nameof(FragKey.Id), nameof(FragKey.Proto), nameof(FragKey.Pad)] },
         { "frag_value", typeof(FragValue), ["class_plus_one"], [nameof(FragValue.ClassPlusOne)] },
         { "collector_config", typeof(CollectorConfig), ["n_slots"], [nameof(CollectorConfig.NSlots)] },
+        { "pending_head", typeof(PendingHead), ["addr", "state", "reserved"],
+            [nameof(PendingHead.Addr), nameof(PendingHead.State), nameof(PendingHead.Reserved)] },
     };
 
     [Theory]

@@ -31,10 +31,11 @@ internal sealed class CollectorUnderTest : IDisposable
     public ListLogger Log { get; }
 
     /// <summary>Loads the object ($BPF_OBJECT or build/collector.bpf.o) and attaches to the host end.</summary>
-    public static CollectorUnderTest Start(TestNetwork net, XdpMode xdpMode, PortClassSet? classes = null)
+    public static CollectorUnderTest Start(TestNetwork net, XdpMode xdpMode, PortClassSet? classes = null,
+        int maxClients = BpfConstants.DefaultMaxClients)
     {
         var log = new ListLogger();
-        var options = new CollectorObjectOptions(TestObject.Path, classes ?? PortClassSet.DefaultSet, BpfConstants.DefaultMaxClients, net.PinDirectory);
+        var options = new CollectorObjectOptions(TestObject.Path, classes ?? PortClassSet.DefaultSet, maxClients, net.PinDirectory);
         var collector = CollectorObject.Load(options, log);
         try
         {

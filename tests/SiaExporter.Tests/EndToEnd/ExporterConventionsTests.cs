@@ -43,11 +43,23 @@ public sealed class ExporterConventionsTests(ITestOutputHelper output)
         return (r.ExitCode, r.All.Trim());
     }
 
-    /// <summary>A little traffic to the host's 9984/udp and 9981/tcp-free UDP, so traffic, subnet and client series exist.</summary>
+    /// <summary>A little traffic to the host's 9984/udp and a TCP exchange on 9981, so traffic, subnet
+    /// and client series exist: the host's answer on 9981 confirms the client (bpf/clients.h: a source
+    /// that never got a packet from the host has no entry of its own, only a share of "other").</summary>
     private static void SomeTraffic(TestNetwork net)
     {
         using var sink = new UdpClient(new IPEndPoint(net.HostV4, 9984)); // a listener: no ICMP port unreachable
-        net.RunInNamespace("bash", "-c", $"for i in 1 2 3 4 5; do echo sxt-conventions > /dev/udp/{net.HostV4}/9984; done");
+        using var listener = new TcpListener(net.HostV4, 9981);
+        listener.Start();
+        var answer = Task.Run(() =>
+        {
+            using var connection = listener.AcceptTcpClient();
+            connection.GetStream().Write("ok\n"u8);
+        });
+        net.RunInNamespace("bash", "-c",
+            $"exec 3<>/dev/tcp/{net.HostV4}/9981 && echo sxt-conventions >&3 && head -c 3 <&3 >/dev/null; " +
+            $"for i in 1 2 3 4 5; do echo sxt-conventions > /dev/udp/{net.HostV4}/9984; done");
+        Assert.True(answer.Wait(TimeSpan.FromSeconds(10)), "the 9981 exchange did not complete");
     }
 
     [KernelFact]

@@ -67,7 +67,8 @@ public static class TruthComparison
                     var want = truth.HostTotal(cls, dir);
                     if (total != want)
                         diffs.Add($"host total {cls} {dir.Label()}: truth {want}, counted {total}");
-                    var sum = Enumerable.Range(0, snapshot.Clients.Length).Aggregate(Traffic.Zero, (a, i) => a + snapshot.Get(i, slot)) + snapshot.Overflow[slot];
+                    var sum = Enumerable.Range(0, snapshot.Clients.Length).Aggregate(Traffic.Zero, (a, i) => a + snapshot.Get(i, slot)) + snapshot.Overflow[slot]
+                        + snapshot.Unconfirmed.Held[slot] + snapshot.Unconfirmed.Evicted[slot];
                     if (sum != snapshot.Totals[slot])
                         diffs.Add($"host total {cls} {dir.Label()}: {snapshot.Totals[slot]} is not the sum over clients {sum}");
                 }

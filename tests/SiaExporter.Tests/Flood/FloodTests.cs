@@ -10,34 +10,51 @@ using Xunit.Abstractions;
 namespace SiaExporter.Tests.Flood;
 
 /// <summary>
-/// Hostile traffic through the real xdp_ingress (BPF_PROG_TEST_RUN): a million random sources
-/// against a small clients map. The map must fill to exactly its capacity and stop, every later
-/// source must land in the overflow aggregate, the host totals must stay exact, and a scrape over
-/// the full map must still add up, quickly and in bounded memory.
+/// Hostile traffic through the real xdp_ingress (BPF_PROG_TEST_RUN): a million random spoofed
+/// sources against a small clients map, with real clients confirmed by the host's egress in
+/// between. No spoofed source may take an entry (bpf/clients.h): the map holds exactly the real
+/// clients, each with exactly its own frames, every spoofed frame is unconfirmed traffic (held in
+/// the bounded pending table or evicted from it), the host totals stay exact, and a scrape still
+/// adds up, quickly and in bounded memory.
 /// </summary>
 [Trait("Category", "Flood")]
 public sealed class FloodTests(ITestOutputHelper output)
 {
     private const uint XdpPass = 2;
     private const int Capacity = 4096;
+    /// <summary>A real client is confirmed every this many steps of the flood.</summary>
+    private const int RealClientEvery = 50_000;
     /// <summary>How much the flood may grow this process (the plan of a million addresses included);
     /// measured as growth because the test host has run hundreds of other tests before.</summary>
     private const long RssGrowthBoundBytes = 200L << 20;
     private static readonly int Slot = PortClassSet.Slot(1, Direction.Down); // 9984/tcp, received
+    private static readonly int UpSlot = PortClassSet.Slot(1, Direction.Up);
 
     /// <summary>Sources in the flood; FLOOD_SOURCES overrides (e.g. a quick local run).</summary>
     private static int Sources =>
         int.TryParse(Environment.GetEnvironmentVariable("FLOOD_SOURCES"), out var n) && n > Capacity ? n : 1_000_000;
 
+    /// <summary>Real client number <paramref name="i"/>: outside the flood's random ranges' likely hits.</summary>
+    private static ClientAddress RealClient(int i) =>
+        i % 2 == 0 ? ClientAddress.Parse($"198.51.100.{i / 2 + 1}") : ClientAddress.Parse($"2001:db8:c::{i + 1:x}");
+
+    /// <summary>The host's ACK with data to <paramref name="client"/> from 9984: confirms it.</summary>
+    private static byte[] HostAck(ClientAddress client)
+    {
+        var b = new Kernel.PacketBuilder().Ethernet();
+        if (client.IsIPv4) b.IPv4("192.0.2.1", client.ToString(), dontFragment: true);
+        else b.IPv6("2001:db8::1", client.ToString());
+        return b.Tcp(9984, 40000, flags: 0x18).Payload(200).Bytes();
+    }
+
     [KernelFact]
-    public async Task A_million_random_sources_fill_the_map_to_capacity_and_the_rest_overflows_exactly()
+    public async Task A_million_spoofed_sources_take_no_entry_and_every_real_client_confirmed_meanwhile_gets_its_own()
     {
         GC.Collect();
         GC.WaitForPendingFinalizers();
         var (rssBefore, _) = Rss();
         var setup = Stopwatch.StartNew();
         var plan = new FloodPlan(Sources, seed: 20261125);
-        var expected = Expect(plan, Capacity);
         output.WriteLine($"plan: {plan.Steps.Count:N0} test-runs, {plan.Frames:N0} frames, {plan.DistinctSources:N0} distinct sources " +
                          $"({plan.DistinctOrder.Count(a => !a.IsIPv4):N0} IPv6), built in {setup.Elapsed.TotalSeconds:F1} s");
 
@@ -47,64 +64,72 @@ public sealed class FloodTests(ITestOutputHelper output)
         var frames = new FloodFrames();
 
         using var reader = new CounterReader(collector);
+        var real = new Dictionary<ClientAddress, (Traffic Down, Traffic Up)>();
+        Traffic spoofed = default, total = default;
         var run = Stopwatch.StartNew();
         var checkpoints = TimeSpan.Zero;
-        var distinctSoFar = new HashSet<ClientAddress>();
         for (var i = 0; i < plan.Steps.Count; i++)
         {
             var step = plan.Steps[i];
             var result = BpfTestRun.Run(collector.XdpIngress, frames.Frame(step.Source, step.Length), step.Repeat);
             if (result.ReturnValue != XdpPass)
                 Assert.Fail($"xdp_ingress returned {result.ReturnValue} for {step.Source} ({step.Length} B): a flood must never drop");
-            if (distinctSoFar.Count <= Capacity) distinctSoFar.Add(step.Source);
+            var frame = new Traffic((ulong)step.Length * (ulong)step.Repeat, (ulong)step.Repeat);
+            spoofed += frame;
+            total += frame;
+            if (i % RealClientEvery == RealClientEvery / 2)
+            {
+                // A real client in the middle of the flood: it sends (unconfirmed), the host answers
+                // (confirmed): its entry holds both.
+                var client = RealClient(real.Count);
+                var hello = frames.Frame(client, 300).ToArray();
+                var ack = HostAck(client);
+                BpfTestRun.Run(collector.XdpIngress, hello);
+                BpfTestRun.Run(collector.TcEgress, ack);
+                real[client] = (new Traffic((ulong)hello.Length, 1), new Traffic((ulong)ack.Length, 1));
+                total += new Traffic((ulong)(hello.Length + ack.Length), 2);
+            }
             if (i % 100_000 == 99_999)
             {
-                // never more than the capacity, and full as soon as that many distinct sources came
+                // Only real clients have entries, however many sources the flood brought.
                 var started = Stopwatch.GetTimestamp();
-                var entries = reader.Read().Clients.Length;
+                var seen = reader.Read();
                 checkpoints += Stopwatch.GetElapsedTime(started);
-                Assert.Equal(Math.Min(distinctSoFar.Count, Capacity), entries);
+                Assert.Equal(real.Count, seen.Clients.Length);
+                Assert.InRange(seen.Unconfirmed.Sources, 1, BpfConstants.PendingEntries * collector.PossibleCpus);
             }
         }
         run.Stop();
         var calls = run.Elapsed - checkpoints;
         output.WriteLine($"test-runs: {calls.TotalSeconds:F2} s, {calls.TotalMicroseconds / plan.Steps.Count:F2} µs per call " +
-                         $"(+ {checkpoints.TotalMilliseconds:F0} ms of map reads at 11 checkpoints)");
+                         $"(+ {checkpoints.TotalMilliseconds:F0} ms of map reads at the checkpoints)");
+        Assert.True(real.Count >= Sources / RealClientEvery, $"{real.Count} real clients");
+        foreach (var client in real.Keys) Assert.DoesNotContain(client, plan.DistinctOrder);
 
         // The kernel's view, read the way the daemon reads it.
         var read = Stopwatch.StartNew();
         var snapshot = reader.Read();
-        output.WriteLine($"map read: {read.Elapsed.TotalMilliseconds:F1} ms for {snapshot.Clients.Length:N0} clients");
+        output.WriteLine($"map read: {read.Elapsed.TotalMilliseconds:F1} ms for {snapshot.Clients.Length:N0} clients, " +
+                         $"{snapshot.Unconfirmed.Sources:N0} pending slots");
 
-        Assert.Equal(Capacity, snapshot.Clients.Length);
-        Assert.Equal(expected.InMap.Count, snapshot.Clients.Length);
+        Assert.Equal(real.Count, snapshot.Clients.Length);
         for (var i = 0; i < snapshot.Clients.Length; i++)
         {
             var client = snapshot.Clients[i];
-            if (!expected.InMap.TryGetValue(client, out var traffic))
-                Assert.Fail($"{client} is in the map but was not among the first {Capacity} distinct sources");
-            Assert.Equal(traffic, snapshot.Get(i, Slot));
-            for (var s = 0; s < snapshot.SlotCount; s++)
-                if (s != Slot) Assert.Equal(default, snapshot.Get(i, s));
+            if (!real.TryGetValue(client, out var traffic))
+                Assert.Fail($"{client} has an entry but never proved it is real");
+            Assert.Equal(traffic.Down, snapshot.Get(i, Slot));
+            Assert.Equal(traffic.Up, snapshot.Get(i, UpSlot));
         }
-        Assert.Equal(expected.Overflow, snapshot.Overflow[Slot]);
-        Assert.Equal(expected.Total, snapshot.Totals[Slot]);
-        Assert.Equal((ulong)plan.Frames, snapshot.Totals[Slot].Packets);
-        for (var s = 0; s < snapshot.SlotCount; s++)
-            if (s != Slot) Assert.Equal(default, snapshot.Totals[s]);
-        output.WriteLine($"overflow: {expected.Overflow.Packets:N0} frames / {expected.Overflow.Bytes:N0} B; " +
-                         $"host total: {expected.Total.Packets:N0} frames / {expected.Total.Bytes:N0} B");
+        Assert.Equal(spoofed, snapshot.Unconfirmed.Held[Slot] + snapshot.Unconfirmed.Evicted[Slot]);
+        Assert.Equal(Traffic.Zero, snapshot.Overflow[Slot]);
+        Assert.Equal(total.Packets, snapshot.Totals[Slot].Packets + snapshot.Totals[UpSlot].Packets);
+        Assert.Equal(total.Bytes, snapshot.Totals[Slot].Bytes + snapshot.Totals[UpSlot].Bytes);
+        Assert.Equal(spoofed.Packets + (ulong)real.Count, snapshot.Totals[Slot].Packets);
+        output.WriteLine($"unconfirmed: {spoofed.Packets:N0} frames / {spoofed.Bytes:N0} B, of which evicted from pending " +
+                         $"{snapshot.Unconfirmed.Evicted[Slot].Packets:N0} frames; host total: {total.Packets:N0} frames / {total.Bytes:N0} B");
 
-        // One more new source while full: overflow grows, the map does not.
-        var late = ClientAddress.Parse("2001:db8:ffff::1");
-        BpfTestRun.Run(collector.XdpIngress, frames.Frame(late, 100));
-        var after = reader.Read();
-        Assert.Equal(Capacity, after.Clients.Length);
-        Assert.DoesNotContain(late, after.Clients);
-        Assert.Equal(expected.Overflow + new Traffic(100, 1), after.Overflow[Slot]);
-        Assert.Equal(expected.Total + new Traffic(100, 1), after.Totals[Slot]);
-
-        // A scrape over the full map adds up to the host totals.
+        // A scrape adds up to the host totals; the flood is visible in the unconfirmed metrics.
         using var state = new TempDir();
         var exporter = new MetricsExporter(TestOptions.For(state.Path), reader.Read, new MetricsSources { MapCapacity = Capacity });
         var scrape = Stopwatch.StartNew();
@@ -116,6 +141,7 @@ public sealed class FloodTests(ITestOutputHelper output)
         output.WriteLine($"scrape: first {firstScrape.TotalMilliseconds:F1} ms, second {secondScrape.TotalMilliseconds:F1} ms, {text2.Length / 1024.0:F0} KiB");
         Assert.True(firstScrape < TimeSpan.FromSeconds(5), $"first scrape took {firstScrape}");
         Assert.True(secondScrape < TimeSpan.FromSeconds(2), $"second scrape took {secondScrape}");
+        var after = reader.Read();
         foreach (var body in new[] { text, text2 })
         {
             var exposition = new Exposition(body);
@@ -128,9 +154,11 @@ public sealed class FloodTests(ITestOutputHelper output)
             Assert.Equal(hostBytes, series.Aggregate(0UL, (sum, s) => sum + Exposition.Exact(s.Value)));
             var packets = exposition.Of("sia_traffic_packets_total").Where(s => labels.All(l => s.Labels[l.Item1] == l.Item2));
             Assert.Equal(hostPackets, packets.Aggregate(0UL, (sum, s) => sum + Exposition.Exact(s.Value)));
-            Assert.Equal(Capacity, exposition.Value("sia_exporter_clients"));
+            Assert.Equal(real.Count, exposition.Value("sia_exporter_clients"));
             Assert.Equal(Capacity, exposition.Value("sia_exporter_map_capacity"));
-            Assert.Equal(after.Overflow[Slot].Packets, Exposition.Exact(exposition.Value("sia_exporter_map_overflow_total")));
+            Assert.Equal(0UL, Exposition.Exact(exposition.Value("sia_exporter_map_overflow_total")));
+            Assert.Equal(after.Unconfirmed.EvictedSum.Packets, Exposition.Exact(exposition.Value("sia_exporter_unconfirmed_evicted_packets_total")));
+            Assert.Equal(after.Unconfirmed.Sources, exposition.Value("sia_exporter_unconfirmed_sources"));
         }
 
         var (rss, peak) = Rss();
@@ -139,47 +167,32 @@ public sealed class FloodTests(ITestOutputHelper output)
     }
 
     [KernelFact]
-    public void A_source_seen_again_after_the_map_filled_keeps_its_entry_and_a_late_one_stays_in_overflow()
+    public void Confirmed_clients_fill_the_map_and_a_late_one_overflows_while_a_known_one_keeps_its_entry()
     {
-        // The repeat rules on a scale where every case is spelled out.
+        // The overflow rules, now for confirmed clients, on a scale where every case is spelled out.
         using var collector = CollectorObject.Load(TestObject.Options(maxClients: 2), new ListLogger());
-        var frames = new FloodFrames();
         var a = ClientAddress.Parse("198.51.100.1");
         var b = ClientAddress.Parse("2001:db8::b");
         var c = ClientAddress.Parse("198.51.100.3");
-        BpfTestRun.Run(collector.XdpIngress, frames.Frame(a, 100));
-        BpfTestRun.Run(collector.XdpIngress, frames.Frame(c, 200));                // a and c fill the map
-        BpfTestRun.Run(collector.XdpIngress, frames.Frame(b, 300), repeat: 3);     // full: overflow
-        BpfTestRun.Run(collector.XdpIngress, frames.Frame(a, 400));                // in the map: counted on a
-        BpfTestRun.Run(collector.XdpIngress, frames.Frame(b, 500));                // still overflow
+        BpfTestRun.Run(collector.TcEgress, HostAck(a));                       // a confirmed
+        BpfTestRun.Run(collector.TcEgress, HostAck(c));                       // c confirmed: the map is full
+        BpfTestRun.Run(collector.TcEgress, HostAck(b), repeat: 3);            // b confirmed, no room: overflow
+        var frames = new FloodFrames();
+        BpfTestRun.Run(collector.XdpIngress, frames.Frame(a, 400));           // in the map: counted on a
+        BpfTestRun.Run(collector.XdpIngress, frames.Frame(b, 500));           // no entry: unconfirmed
 
         using var reader = new CounterReader(collector);
         var snapshot = reader.Read();
+        var ack = (ulong)HostAck(a).Length;
+        var ack6 = (ulong)HostAck(b).Length;
         Assert.Equal(2, snapshot.Clients.Length);
-        Assert.Equal(new Traffic(500, 2), snapshot.Get(Array.IndexOf(snapshot.Clients, a), Slot));
-        Assert.Equal(new Traffic(200, 1), snapshot.Get(Array.IndexOf(snapshot.Clients, c), Slot));
-        Assert.Equal(new Traffic(300 * 3 + 500, 4), snapshot.Overflow[Slot]);
-        Assert.Equal(new Traffic(100 + 200 + 900 + 400 + 500, 7), snapshot.Totals[Slot]);
-    }
-
-    private sealed record Expected(Dictionary<ClientAddress, Traffic> InMap, Traffic Overflow, Traffic Total);
-
-    /// <summary>What a sequential kernel must hold: the first <paramref name="capacity"/> distinct
-    /// sources own an entry with all their frames (also those sent after the map filled); every
-    /// frame of any later source is overflow.</summary>
-    private static Expected Expect(FloodPlan plan, int capacity)
-    {
-        var inMap = new Dictionary<ClientAddress, Traffic>(capacity);
-        foreach (var source in plan.DistinctOrder.Take(capacity)) inMap[source] = default;
-        Traffic overflow = default, total = default;
-        foreach (var step in plan.Steps)
-        {
-            var traffic = new Traffic((ulong)step.Length * (ulong)step.Repeat, (ulong)step.Repeat);
-            total += traffic;
-            if (inMap.TryGetValue(step.Source, out var sum)) inMap[step.Source] = sum + traffic;
-            else overflow += traffic;
-        }
-        return new Expected(inMap, overflow, total);
+        Assert.Equal(new Traffic(400, 1), snapshot.Get(Array.IndexOf(snapshot.Clients, a), Slot));
+        Assert.Equal(new Traffic(ack, 1), snapshot.Get(Array.IndexOf(snapshot.Clients, a), UpSlot));
+        Assert.Equal(new Traffic(ack, 1), snapshot.Get(Array.IndexOf(snapshot.Clients, c), UpSlot));
+        Assert.Equal(new Traffic(3 * ack6, 3), snapshot.Overflow[UpSlot]);
+        Assert.Equal(new Traffic(500, 1), snapshot.Unconfirmed.Held[Slot] + snapshot.Unconfirmed.Evicted[Slot]);
+        Assert.Equal(new Traffic(900, 2), snapshot.Totals[Slot]);
+        Assert.Equal(new Traffic(2 * ack + 3 * ack6, 5), snapshot.Totals[UpSlot]);
     }
 
     private static (long Rss, long Peak) Rss()

@@ -494,7 +494,7 @@ public sealed class CountingTests
     [InlineData(Hook.TcIngress)]
     public void Unknown_ports_on_both_sides_are_not_counted_and_create_no_client(Hook hook)
     {
-        using var k = new KernelCounting();
+        using var k = new KernelCounting(preConfirm: false);
         var ssh = new PacketBuilder().Ethernet().IPv4(Client4, Host4).Tcp(Ephemeral, 22).Payload(48).Bytes();
         var dns = new PacketBuilder().Ethernet().IPv6(Client6, Host6).Udp(53, Ephemeral).Payload(80).Bytes();
         var https = new PacketBuilder().Ethernet().IPv4(Host4, Client4).Tcp(443, Ephemeral).Payload(1000).Bytes();
@@ -509,9 +509,11 @@ public sealed class CountingTests
     [KernelFact]
     public void An_ipv4_client_is_keyed_v4_mapped_and_shown_as_ipv4()
     {
-        using var k = new KernelCounting();
+        using var k = new KernelCounting(preConfirm: false);
         var frame = ServiceFrame(Hook.Xdp, v6: false, udp: true, 9984).Bytes();
+        var shortHeader = ServiceFrame(Hook.TcEgress, v6: false, udp: true, 9984).Bytes(); // payload byte 0 = 3: 1-RTT
         k.Run(Hook.Xdp, frame);
+        k.Run(Hook.TcEgress, shortHeader); // the kernel creates the entry
 
         var key = new byte[16];
         BpfErrors.Check(k.Collector.ClientsMap.GetNextKey([], key), "get_next_key");
@@ -521,6 +523,7 @@ public sealed class CountingTests
         Assert.True(client.IsIPv4);
         Assert.Equal(Client4, client.ToString());
         k.Expect(Client4, "9984/udp", Direction.Down, frame.Length, 1);
+        k.Expect(Client4, "9984/udp", Direction.Up, shortHeader.Length, 1);
         k.AssertExact();
     }
 
@@ -611,7 +614,10 @@ public sealed class CountingTests
     [KernelFact]
     public void A_full_clients_map_sends_the_rest_to_overflow_and_total_keeps_everything()
     {
-        using var k = new KernelCounting(maxClients: 16);
+        // Each client sends, then the host answers (PSH|ACK: that confirms it). The 16 that fit get
+        // an entry holding both; the host's answers to the other 4 overflow, and what those 4 sent
+        // before stays with the unconfirmed traffic.
+        using var k = new KernelCounting(maxClients: 16, preConfirm: false);
         for (var i = 0; i < 20; i++)
         {
             var client = $"198.51.100.{i + 1}";
@@ -626,7 +632,7 @@ public sealed class CountingTests
             }
             else
             {
-                k.ExpectOverflow("9984/tcp", Direction.Down, 2 * frame.Length, 2);
+                k.ExpectUnconfirmed("9984/tcp", Direction.Down, 2 * frame.Length, 2);
                 k.ExpectOverflow("9984/tcp", Direction.Up, answer.Length, 1);
             }
         }

@@ -18,7 +18,10 @@ public enum Hook
 /// <summary>
 /// One unpinned load of the collector (fresh private maps) plus the expected counters: tests run
 /// frames through a hook with BPF_PROG_TEST_RUN, add what each should count to <see cref="Expect"/>,
-/// and <see cref="AssertExact"/> compares every client, every slot, TOTAL and OVERFLOW with it.
+/// and <see cref="AssertExact"/> compares every client, every slot, TOTAL, OVERFLOW and the
+/// unconfirmed traffic with it. Unless told otherwise, the usual test clients
+/// (<see cref="PreConfirmed"/>) start confirmed with an empty entry, so tests about parsing and
+/// counting need no handshake; the confirmation rules have tests of their own (ConfirmationTests).
 /// </summary>
 internal sealed class KernelCounting : IDisposable
 {
@@ -26,11 +29,25 @@ internal sealed class KernelCounting : IDisposable
     /// <summary>TC_ACT_UNSPEC (-1) as the test run reports it.</summary>
     public const uint TcUnspec = uint.MaxValue;
 
-    public KernelCounting(string ports = PortClassSet.Default, int maxClients = BpfConstants.DefaultMaxClients)
+    public KernelCounting(string ports = PortClassSet.Default, int maxClients = BpfConstants.DefaultMaxClients,
+        bool preConfirm = true)
     {
         Collector = CollectorObject.Load(TestObject.Options(ports: ports, maxClients: maxClients), new ListLogger());
         Reader = new CounterReader(Collector);
         Expected = new ExpectedCounters(Collector.SlotCount);
+        if (preConfirm)
+            foreach (var client in PreConfirmed.Take(maxClients)) Confirm(client);
+    }
+
+    /// <summary>Clients that start confirmed (empty entries) unless preConfirm is false.</summary>
+    public static readonly string[] PreConfirmed = [CountingTests.Client4, CountingTests.Client6];
+
+    /// <summary>Gives <paramref name="client"/> an empty entry, as a confirmation would.</summary>
+    public void Confirm(string client)
+    {
+        var address = ClientAddress.Parse(client);
+        KernelMapWriter.PutConfirmedClient(Collector, address);
+        Expected.Declare(address);
     }
 
     public CollectorObject Collector { get; }
@@ -69,6 +86,10 @@ internal sealed class KernelCounting : IDisposable
     public void ExpectOverflow(string portClass, Direction direction, long bytes, long packets) =>
         Expected.AddOverflow(Slot(portClass, direction), (ulong)bytes, (ulong)packets);
 
+    /// <summary>Frames of a source that has not proved it is real (held in `pending` or evicted from it).</summary>
+    public void ExpectUnconfirmed(string portClass, Direction direction, long bytes, long packets) =>
+        Expected.AddUnconfirmed(Slot(portClass, direction), (ulong)bytes, (ulong)packets);
+
     public CounterSnapshot Read() => Reader.Read();
 
     /// <summary>The kernel maps hold exactly what was expected: the same clients (no other entry),
@@ -90,7 +111,21 @@ internal sealed class ExpectedCounters(int slots)
     public int Slots { get; } = slots;
     public Traffic[] Totals { get; } = new Traffic[slots];
     public Traffic[] Overflow { get; } = new Traffic[slots];
+    /// <summary>Held in `pending` plus evicted from it (UnconfirmedTraffic.Held + Evicted).</summary>
+    public Traffic[] Unconfirmed { get; } = new Traffic[slots];
     public IReadOnlyDictionary<ClientAddress, Traffic[]> Clients => _clients;
+
+    /// <summary>The client has an entry (possibly all zero).</summary>
+    public void Declare(ClientAddress client)
+    {
+        if (!_clients.ContainsKey(client)) _clients[client] = new Traffic[Slots];
+    }
+
+    public void AddUnconfirmed(int slot, ulong bytes, ulong packets)
+    {
+        Unconfirmed[slot] += new Traffic(bytes, packets);
+        Totals[slot] += new Traffic(bytes, packets);
+    }
 
     public void Add(ClientAddress client, int slot, ulong bytes, ulong packets)
     {
@@ -126,6 +161,9 @@ internal sealed class ExpectedCounters(int slots)
             problems.AppendLine($"TOTAL: expected {Format(Totals)}, got {Format(snapshot.Totals)}");
         if (!snapshot.Overflow.AsSpan().SequenceEqual(Overflow))
             problems.AppendLine($"OVERFLOW: expected {Format(Overflow)}, got {Format(snapshot.Overflow)}");
+        var unconfirmed = snapshot.Unconfirmed.Held.Zip(snapshot.Unconfirmed.Evicted, (h, e) => h + e).ToArray();
+        if (!unconfirmed.AsSpan().SequenceEqual(Unconfirmed))
+            problems.AppendLine($"UNCONFIRMED: expected {Format(Unconfirmed)}, got {Format(unconfirmed)}");
         Assert.True(problems.Length == 0, problems.ToString());
     }
 

@@ -191,6 +191,97 @@ public sealed class LinkTypeCountingTests
         k.AssertExact();
     }
 
+    /// <summary>The link kinds whose L4 header is not right after a plain Ethernet header: an L3
+    /// link (none), PPPoE (8 more bytes) and PPPoE behind a tag (12 more).</summary>
+    public enum ConfirmingLink
+    {
+        L3,
+        Pppoe,
+        TaggedPppoe,
+    }
+
+    public static TheoryData<ConfirmingLink, bool> LinksAndFamilies()
+    {
+        var data = new TheoryData<ConfirmingLink, bool>();
+        foreach (var link in Enum.GetValues<ConfirmingLink>())
+        foreach (var v6 in new[] { false, true })
+            data.Add(link, v6);
+        return data;
+    }
+
+    /// <summary>A packet between the client and the host's <paramref name="hostPort"/> on
+    /// <paramref name="link"/>: TCP with <paramref name="tcpFlags"/>, or UDP whose payload starts with
+    /// <paramref name="quicFirstByte"/>.</summary>
+    private static byte[] LinkPacket(ConfirmingLink link, bool v6, bool fromHost, ushort hostPort, byte tcpFlags = 0, byte? quicFirstByte = null)
+    {
+        var client = v6 ? Client6 : Client4;
+        var host = v6 ? Host6 : Host4;
+        var (src, dst) = fromHost ? (host, client) : (client, host);
+        var (sport, dport) = fromHost ? (hostPort, CountingTests.Ephemeral) : (CountingTests.Ephemeral, hostPort);
+        var b = new PacketBuilder();
+        if (link != ConfirmingLink.L3) b.Ethernet();
+        if (link == ConfirmingLink.TaggedPppoe) b.Vlan(vid: 7);
+        if (link != ConfirmingLink.L3) b.PppoeSession();
+        if (v6) b.IPv6(src, dst);
+        else b.IPv4(src, dst, dontFragment: true);
+        if (quicFirstByte is { } first) return b.Udp(sport, dport).Raw([first, .. new byte[299]]).Bytes();
+        return b.Tcp(sport, dport, flags: tcpFlags).Payload(200).Bytes();
+    }
+
+    private static void RunOn(KernelCounting k, ConfirmingLink link, bool fromHost, byte[] packet)
+    {
+        if (link == ConfirmingLink.L3) RunL3(k, fromHost ? L3Hook.Egress : L3Hook.Ingress, packet);
+        else k.Run(fromHost ? Hook.TcEgress : Hook.Xdp, packet);
+    }
+
+    /// <summary>
+    /// flood's rule on every link kind (bpf/clients.h reads the TCP flags and the QUIC header at
+    /// l4_off, which the link front end moves): the host's SYN-ACK and a QUIC long header leave the
+    /// client unconfirmed, the host's ACK and a QUIC short header confirm it, and what it sent before
+    /// lands on its entry. An l4_off off by the link header would read the wrong byte for both.
+    /// </summary>
+    [KernelTheory]
+    [MemberData(nameof(LinksAndFamilies))]
+    public void The_hosts_answer_confirms_a_client_on_every_link_kind(ConfirmingLink link, bool v6)
+    {
+        using var k = new KernelCounting(preConfirm: false);
+        const byte syn = 0x02, ack = 0x10, synAck = syn | ack;
+        var request = LinkPacket(link, v6, fromHost: false, 9984, tcpFlags: syn);
+        var handshake = LinkPacket(link, v6, fromHost: true, 9984, tcpFlags: synAck);
+        var quicRequest = LinkPacket(link, v6, fromHost: false, 9984, quicFirstByte: 0xc0);
+        var quicLong = LinkPacket(link, v6, fromHost: true, 9984, quicFirstByte: 0xc0);
+
+        RunOn(k, link, fromHost: false, request);
+        RunOn(k, link, fromHost: true, handshake);
+        RunOn(k, link, fromHost: false, quicRequest);
+        RunOn(k, link, fromHost: true, quicLong);
+        k.ExpectUnconfirmed("9984/tcp", Direction.Down, request.Length, 1);
+        k.ExpectUnconfirmed("9984/tcp", Direction.Up, handshake.Length, 1);
+        k.ExpectUnconfirmed("9984/udp", Direction.Down, quicRequest.Length, 1);
+        k.ExpectUnconfirmed("9984/udp", Direction.Up, quicLong.Length, 1);
+        k.AssertExact();
+
+        var answer = LinkPacket(link, v6, fromHost: true, 9984, tcpFlags: ack);
+        RunOn(k, link, fromHost: true, answer);
+        var client = ClientAddress.Parse(v6 ? Client6 : Client4);
+        var expected = new ExpectedCounters(k.Collector.SlotCount);
+        expected.Add(client, k.Slot("9984/tcp", Direction.Down), (ulong)request.Length, 1);
+        expected.Add(client, k.Slot("9984/tcp", Direction.Up), (ulong)(handshake.Length + answer.Length), 2);
+        expected.Add(client, k.Slot("9984/udp", Direction.Down), (ulong)quicRequest.Length, 1);
+        expected.Add(client, k.Slot("9984/udp", Direction.Up), (ulong)quicLong.Length, 1);
+        expected.AssertMatches(k.Read());
+
+        // The QUIC rule on its own, on a fresh load: a short header from the host alone confirms.
+        using var q = new KernelCounting(preConfirm: false);
+        var shortHeader = LinkPacket(link, v6, fromHost: true, 9984, quicFirstByte: 0x40);
+        RunOn(q, link, fromHost: false, quicRequest);
+        RunOn(q, link, fromHost: true, shortHeader);
+        var quic = new ExpectedCounters(q.Collector.SlotCount);
+        quic.Add(client, q.Slot("9984/udp", Direction.Down), (ulong)quicRequest.Length, 1);
+        quic.Add(client, q.Slot("9984/udp", Direction.Up), (ulong)shortHeader.Length, 1);
+        quic.AssertMatches(q.Read());
+    }
+
     [KernelFact]
     public void The_loader_hands_out_the_l3_programs()
     {

@@ -23,6 +23,7 @@ public sealed partial class DashboardTests(ITestOutputHelper output)
         "sia_exporter_clients", "sia_exporter_map_capacity", "sia_exporter_map_overflow_total", "sia_exporter_bpf_attached",
         "sia_exporter_build_info", "sia_exporter_sqlite_last_success_timestamp_seconds", "sia_exporter_sqlite_flush_failures_total",
         "sia_exporter_scrape_duration_seconds", "sia_exporter_bpf_run_time_seconds_total", "sia_exporter_bpf_runs_total", "up",
+        "sia_exporter_unconfirmed_sources", "sia_exporter_unconfirmed_evicted_packets_total", "sia_exporter_unconfirmed_evicted_bytes_total",
         "sia_traffic_subnet_bytes_total", "sia_client_info", "sia_exporter_hostd_api_up",
     ];
 
@@ -233,6 +234,10 @@ public sealed partial class DashboardTests(ITestOutputHelper output)
             sb.Append("sia_exporter_map_capacity 16384\n");
             Family("sia_exporter_map_overflow_total", "counter", "Clients that found the map full.");
             sb.Append("sia_exporter_map_overflow_total 0\n");
+            Family("sia_exporter_unconfirmed_sources", "gauge", "Pending slots held by unconfirmed sources.");
+            sb.Append("sia_exporter_unconfirmed_sources 12\n");
+            Family("sia_exporter_unconfirmed_evicted_packets_total", "counter", "Frames of unconfirmed sources evicted from the pending table.");
+            sb.Append($"sia_exporter_unconfirmed_evicted_packets_total {F(Math.Floor(t * 3))}\n");
             Family("sia_exporter_bpf_attached", "gauge", "1 when the program is attached.");
             sb.Append("sia_exporter_bpf_attached{interface=\"lo\",hook=\"xdp\"} 1\nsia_exporter_bpf_attached{interface=\"lo\",hook=\"tc_egress\"} 1\n");
             Family("sia_exporter_build_info", "gauge", "Version and hostname.");

@@ -1,0 +1,82 @@
+namespace SiaExporter.Counters;
+
+/// <summary>
+/// Gives each confirmed client the pending traffic it had before it proved it is real, and keeps
+/// every client's values monotonic across snapshots.
+/// <para>The kernel moves a client's pending counters into its `clients` entry (at confirmation on
+/// the confirming CPU, later on the others), and the two maps are read one after the other: a move
+/// between the two reads is seen in neither. `clients` is read first, so a read can only come out
+/// lower than the truth, never higher. A client that had pending traffic merged in the last read is
+/// therefore shown as the maximum of what it reads now and what it showed then, which hides such a
+/// dip and never shows more than was counted. Other clients' values are their entries, which only
+/// grow. A client absent from a read lost its entry (evicted): its memory goes with it.</para>
+/// Not thread-safe: one per reader.
+/// </summary>
+public sealed class PendingMerge(int slots)
+{
+    /// <summary>What clients with merged pending traffic showed at the last read.</summary>
+    private Dictionary<ClientAddress, Traffic[]> _shown = new();
+    private MapGeneration? _generation;
+
+    /// <summary>Adds to <paramref name="clientSlots"/> (flattened, in place) the pending slots of the
+    /// confirmed <paramref name="clients"/>, applies the monotonic floor, and sums the rest.</summary>
+    public UnconfirmedTraffic Merge(MapGeneration generation, ClientAddress[] clients, Traffic[] clientSlots,
+        IReadOnlyList<PendingSlot> pending, Traffic[] evicted)
+    {
+        if (_generation != generation)
+        {
+            _shown.Clear();
+            _generation = generation;
+        }
+        var byAddress = new Dictionary<ClientAddress, (Traffic[] Slots, int Count)>();
+        foreach (var p in pending)
+        {
+            if (!byAddress.TryGetValue(p.Address, out var sum)) sum = (new Traffic[slots], 0);
+            for (var s = 0; s < slots; s++) sum.Slots[s] += p.Slots[s];
+            byAddress[p.Address] = (sum.Slots, sum.Count + 1);
+        }
+
+        var shown = new Dictionary<ClientAddress, Traffic[]>();
+        if (byAddress.Count > 0 || _shown.Count > 0)
+        {
+            for (var i = 0; i < clients.Length; i++)
+            {
+                var merged = byAddress.Remove(clients[i], out var extra);
+                var tracked = _shown.TryGetValue(clients[i], out var before);
+                if (!merged && !tracked) continue;
+                var now = clientSlots.AsSpan(i * slots, slots);
+                if (merged)
+                    for (var s = 0; s < slots; s++) now[s] += extra.Slots[s];
+                if (tracked) Floor(now, before!);
+                if (merged) shown[clients[i]] = now.ToArray();
+            }
+        }
+        _shown = shown;
+
+        var held = new Traffic[slots];
+        var sources = 0;
+        foreach (var (_, rest) in byAddress)
+        {
+            sources += rest.Count;
+            for (var s = 0; s < slots; s++) held[s] += rest.Slots[s];
+        }
+        return new UnconfirmedTraffic(sources, held, evicted);
+    }
+
+    /// <summary>The final value of an evicted client: its deleted entry plus the pending slots
+    /// released with it, never less than it showed last. Forgets the client.</summary>
+    public Traffic[] Final(ClientAddress client, Traffic[] deleted, IEnumerable<PendingSlot> released)
+    {
+        foreach (var p in released)
+            if (p.Address == client)
+                for (var s = 0; s < slots; s++) deleted[s] += p.Slots[s];
+        if (_shown.Remove(client, out var before)) Floor(deleted, before);
+        return deleted;
+    }
+
+    private static void Floor(Span<Traffic> now, ReadOnlySpan<Traffic> before)
+    {
+        for (var s = 0; s < now.Length; s++)
+            now[s] = new Traffic(Math.Max(now[s].Bytes, before[s].Bytes), Math.Max(now[s].Packets, before[s].Packets));
+    }
+}
