@@ -44,7 +44,41 @@ public static class HistorySchema
         ("down_9984_udp", new PortClass(9984, Protocol.Udp), Direction.Down),
     ];
 
-    private const string Tables = """
+    /// <summary>One row per bucket, client and class: the 5-minute, hourly and daily tiers share it.</summary>
+    private static string ClientTable(string name) => $"""
+        CREATE TABLE IF NOT EXISTS {name} (
+            bucket       INTEGER NOT NULL,
+            client_ip    TEXT    NOT NULL,
+            port         INTEGER NOT NULL,
+            proto        TEXT    NOT NULL,
+            up_bytes     INTEGER NOT NULL,
+            down_bytes   INTEGER NOT NULL,
+            up_packets   INTEGER NOT NULL,
+            down_packets INTEGER NOT NULL,
+            PRIMARY KEY (bucket, client_ip, port, proto)
+        ) WITHOUT ROWID;
+
+        """;
+
+    /// <summary>The host totals per bucket and class, in every tier.</summary>
+    private static string HostTable(string name) => $"""
+        CREATE TABLE IF NOT EXISTS {name} (
+            bucket       INTEGER NOT NULL,
+            port         INTEGER NOT NULL,
+            proto        TEXT    NOT NULL,
+            up_bytes     INTEGER NOT NULL,
+            down_bytes   INTEGER NOT NULL,
+            up_packets   INTEGER NOT NULL,
+            down_packets INTEGER NOT NULL,
+            PRIMARY KEY (bucket, port, proto)
+        ) WITHOUT ROWID;
+
+        """;
+
+    private static readonly string Tables =
+        ClientTable("traffic_detail") + HostTable("traffic_host") +
+        ClientTable("traffic_hourly") + ClientTable("traffic_daily") +
+        HostTable("traffic_host_hourly") + HostTable("traffic_host_daily") + """
         CREATE TABLE IF NOT EXISTS traffic (
             client_ip     TEXT    NOT NULL,
             up_9981       INTEGER NOT NULL DEFAULT 0,
@@ -55,69 +89,6 @@ public static class HistorySchema
             down_9984_udp INTEGER NOT NULL DEFAULT 0,
             timestamp     INTEGER NOT NULL
         );
-        CREATE TABLE IF NOT EXISTS traffic_detail (
-            bucket       INTEGER NOT NULL,
-            client_ip    TEXT    NOT NULL,
-            port         INTEGER NOT NULL,
-            proto        TEXT    NOT NULL,
-            up_bytes     INTEGER NOT NULL,
-            down_bytes   INTEGER NOT NULL,
-            up_packets   INTEGER NOT NULL,
-            down_packets INTEGER NOT NULL,
-            PRIMARY KEY (bucket, client_ip, port, proto)
-        ) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS traffic_host (
-            bucket       INTEGER NOT NULL,
-            port         INTEGER NOT NULL,
-            proto        TEXT    NOT NULL,
-            up_bytes     INTEGER NOT NULL,
-            down_bytes   INTEGER NOT NULL,
-            up_packets   INTEGER NOT NULL,
-            down_packets INTEGER NOT NULL,
-            PRIMARY KEY (bucket, port, proto)
-        ) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS traffic_hourly (
-            bucket       INTEGER NOT NULL,
-            client_ip    TEXT    NOT NULL,
-            port         INTEGER NOT NULL,
-            proto        TEXT    NOT NULL,
-            up_bytes     INTEGER NOT NULL,
-            down_bytes   INTEGER NOT NULL,
-            up_packets   INTEGER NOT NULL,
-            down_packets INTEGER NOT NULL,
-            PRIMARY KEY (bucket, client_ip, port, proto)
-        ) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS traffic_daily (
-            bucket       INTEGER NOT NULL,
-            client_ip    TEXT    NOT NULL,
-            port         INTEGER NOT NULL,
-            proto        TEXT    NOT NULL,
-            up_bytes     INTEGER NOT NULL,
-            down_bytes   INTEGER NOT NULL,
-            up_packets   INTEGER NOT NULL,
-            down_packets INTEGER NOT NULL,
-            PRIMARY KEY (bucket, client_ip, port, proto)
-        ) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS traffic_host_hourly (
-            bucket       INTEGER NOT NULL,
-            port         INTEGER NOT NULL,
-            proto        TEXT    NOT NULL,
-            up_bytes     INTEGER NOT NULL,
-            down_bytes   INTEGER NOT NULL,
-            up_packets   INTEGER NOT NULL,
-            down_packets INTEGER NOT NULL,
-            PRIMARY KEY (bucket, port, proto)
-        ) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS traffic_host_daily (
-            bucket       INTEGER NOT NULL,
-            port         INTEGER NOT NULL,
-            proto        TEXT    NOT NULL,
-            up_bytes     INTEGER NOT NULL,
-            down_bytes   INTEGER NOT NULL,
-            up_packets   INTEGER NOT NULL,
-            down_packets INTEGER NOT NULL,
-            PRIMARY KEY (bucket, port, proto)
-        ) WITHOUT ROWID;
         CREATE TABLE IF NOT EXISTS counter_baseline (
             client TEXT NOT NULL PRIMARY KEY,
             slots  BLOB NOT NULL
