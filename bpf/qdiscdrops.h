@@ -8,7 +8,9 @@
  * skb; it keeps those dropped by a qdisc (the QDISC and qdisc-specific drop
  * reasons) on an interface the daemon counts (`counted_ifindex`), classifies
  * them as tc_egress did (the host's port, else the remote port) and adds their
- * bytes and packets per slot to `qdisc_drops`. up - qdisc_drops is what left.
+ * bytes and packets per slot to `qdisc_drops` (the self-metric), and takes
+ * them off the entry the frame was counted on (uncount_dropped), so `up`,
+ * per client and in the host totals, is what left the host.
  *
  * A tracing program cannot use direct packet access: the IP and transport
  * headers are copied with bpf_probe_read_kernel from skb->head at the offsets
@@ -16,6 +18,15 @@
  * link type. The bytes are the qdisc's own length (qdisc_skb_cb pkt_len, the
  * wire_len tc_egress counted) plus 4 per segment for an offloaded VLAN tag.
  * Not attributed: IPv6 packets with extension headers (fragments included).
+ *
+ * Taking a frame off: the counters are per-CPU u64 and user space sums them,
+ * so adding -bytes on the dropping CPU is exact modulo 2^64 even when another
+ * CPU counted the frame; one CPU's value may wrap "below zero", never the sum
+ * once both are in. The sum can still dip below what a read already showed
+ * (counted, shown, then dropped): user space holds every value at the highest
+ * it showed (PendingMerge), so /metrics stays monotonic and the dip is absorbed
+ * by the next traffic. Drops happen with bottom halves off (qdisc enqueue and
+ * dequeue), so no XDP or tc program interleaves on this CPU's counters.
  *
  * Included at the end of collector.bpf.c (maps, CONFIG, add(), put_addr).
  */
@@ -83,8 +94,28 @@ static __always_inline int is_qdisc_drop(__u32 reason)
 	       QDISC_REASON(SKB_DROP_REASON_FQ_FLOW_LIMIT);
 }
 
-/* The class (+1) of a sent packet, as tc_egress decides it; COLLECTOR_NO_CLASS if none. */
-static __always_inline __u32 class_of_sent(struct sk_buff *skb, unsigned char *head, __u16 nh)
+/* What qdisc_drop needs of a sent packet: its remote address and whether tc_egress took it as a confirmation. */
+struct sent {
+	struct client_key key;
+	int confirming;
+};
+
+/* Would tc_egress have confirmed the destination with this packet? (clients.h, confirms) */
+static __always_inline int sent_confirms(unsigned char *head, __u16 l4_off, __u32 row)
+{
+	__u8 b;
+
+	if (row == COLLECTOR_PROTO_ROW_TCP)
+		return !bpf_probe_read_kernel(&b, 1, head + l4_off + 13) && (b & (TCP_FLAG_SYN | TCP_FLAG_RST)) == 0 &&
+		       (b & TCP_FLAG_ACK);
+	return !bpf_probe_read_kernel(&b, 1, head + l4_off + sizeof(struct udphdr)) && (b & QUIC_LONG_HEADER) == 0;
+}
+
+/*
+ * The class (+1) of a sent packet, as tc_egress decides it; COLLECTOR_NO_CLASS if none.
+ * Fills *out with its destination (the client) and whether it confirms it.
+ */
+static __always_inline __u32 class_of_sent(struct sk_buff *skb, unsigned char *head, __u16 nh, struct sent *out)
 {
 	__u8 first, l4proto;
 	__u16 l4_off, frag_off = 0;
@@ -103,6 +134,8 @@ static __always_inline __u32 class_of_sent(struct sk_buff *skb, unsigned char *h
 		l4proto = ip.protocol;
 		l4_off = nh + ip.ihl * 4;
 		frag_off = bpf_ntohs(ip.frag_off);
+		put_addr((__u32 *)out->key.addr, &ip.daddr, 0);
+		out->confirming = 0;
 		if (frag_off & IPV4_OFFSET) { /* a later fragment: the first one's class */
 			struct frag_value *fv;
 
@@ -117,6 +150,7 @@ static __always_inline __u32 class_of_sent(struct sk_buff *skb, unsigned char *h
 		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh))
 			return COLLECTOR_NO_CLASS;
 		l4proto = ip6.nexthdr; /* extension headers: transport_header is past them */
+		put_addr((__u32 *)out->key.addr, &ip6.daddr, 1);
 		l4_off = BPF_CORE_READ(skb, transport_header);
 		if (l4_off == (__u16)~0U)
 			l4_off = nh + sizeof(ip6);
@@ -142,7 +176,43 @@ static __always_inline __u32 class_of_sent(struct sk_buff *skb, unsigned char *h
 	cls = pt->class_of[0][row | bpf_ntohs(ports[0])];
 	if (cls == COLLECTOR_NO_CLASS)
 		cls = pt->class_of[0][row | bpf_ntohs(ports[1])];
+	if (cls != COLLECTOR_NO_CLASS)
+		out->confirming = sent_confirms(head, l4_off, row >> 16);
 	return cls;
+}
+
+/*
+ * Takes a dropped frame off the entry count() put it on: the client's entry if it has one,
+ * else this CPU's pending slot if that still holds the address, else the aggregate its
+ * frames went to (overflow for a confirming frame that found `clients` full, unconfirmed for
+ * the rest), and off the host totals. A pending frame counted on another CPU whose address
+ * is confirmed later is the one case taken off the wrong entry: unconfirmed, not the client
+ * (a shaper-dropped handshake packet of a client, counted and dropped on different CPUs).
+ */
+static __always_inline void uncount_dropped(struct sent *s, __u32 slot, __u64 bytes, __u64 packets)
+{
+	__u32 hash = addr_hash(&s->key), idx = pending_index(hash), agg;
+	__u64 minus_bytes = -bytes, minus_packets = -packets;
+	struct pending_entry *e;
+	struct counter *v = 0;
+
+	if (maybe_confirmed(hash))
+		v = bpf_map_lookup_elem(&clients, &s->key);
+	if (!v) {
+		e = bpf_map_lookup_elem(&pending, &idx);
+		if (e && e->head.state != COLLECTOR_PENDING_EMPTY && same_addr(&e->head, &s->key))
+			v = e->c;
+	}
+	if (!v) {
+		agg = s->confirming ? COLLECTOR_AGG_OVERFLOW : COLLECTOR_AGG_UNCONFIRMED;
+		v = bpf_map_lookup_elem(&aggregates, &agg);
+	}
+	if (v)
+		add(v, slot, minus_bytes, minus_packets);
+	agg = COLLECTOR_AGG_TOTAL;
+	v = bpf_map_lookup_elem(&aggregates, &agg);
+	if (v)
+		add(v, slot, minus_bytes, minus_packets);
 }
 
 SEC("tp_btf/kfree_skb")
@@ -153,6 +223,7 @@ int BPF_PROG(qdisc_drop, struct sk_buff *skb, void *location, enum skb_drop_reas
 	__u32 ifindex, cls, slot, zero = 0, pkt_len;
 	__u64 packets, bytes;
 	struct counter *v;
+	struct sent sent = {};
 
 	if (!is_qdisc_drop(reason))
 		return 0;
@@ -160,7 +231,7 @@ int BPF_PROG(qdisc_drop, struct sk_buff *skb, void *location, enum skb_drop_reas
 	if (!bpf_map_lookup_elem(&counted_ifindex, &ifindex))
 		return 0;
 	head = BPF_CORE_READ(skb, head);
-	cls = class_of_sent(skb, head, BPF_CORE_READ(skb, network_header));
+	cls = class_of_sent(skb, head, BPF_CORE_READ(skb, network_header), &sent);
 	if (cls == COLLECTOR_NO_CLASS)
 		return 0;
 	slot = (cls - 1) * COLLECTOR_DIRECTIONS + COLLECTOR_DIR_UP;
@@ -177,6 +248,7 @@ int BPF_PROG(qdisc_drop, struct sk_buff *skb, void *location, enum skb_drop_reas
 	v = bpf_map_lookup_elem(&qdisc_drops, &zero);
 	if (v)
 		add(v, slot, bytes, packets);
+	uncount_dropped(&sent, slot, bytes, packets);
 	return 0;
 }
 

@@ -40,6 +40,10 @@ internal sealed class CounterReader : ICounterSource, IDisposable
     // Unconfirmed sources (bpf/clients.h): their pending slots, and how they join their client once confirmed.
     private readonly PendingReader _pending;
     private readonly PendingMerge _merge;
+    // What the aggregates showed at the last read (this reader's maps are one generation).
+    private readonly Traffic[] _totalsShown;
+    private readonly Traffic[] _overflowShown;
+    private readonly Traffic[] _unconfirmedShown;
 
     /// <summary>Reads the maps of <paramref name="collector"/>, which owns them for this reader's lifetime.</summary>
     public CounterReader(CollectorObject collector, TimeProvider? time = null)
@@ -60,6 +64,9 @@ internal sealed class CounterReader : ICounterSource, IDisposable
         _readSlots = new Traffic[_readClients.Length * _slots];
         _pending = new PendingReader(collector.PendingMap, _slots, _cpus);
         _merge = new PendingMerge(_slots);
+        _totalsShown = new Traffic[_slots];
+        _overflowShown = new Traffic[_slots];
+        _unconfirmedShown = new Traffic[_slots];
     }
 
     /// <summary>Forces the get_next_key path (tests; kernels without batch lookups).</summary>
@@ -74,10 +81,11 @@ internal sealed class CounterReader : ICounterSource, IDisposable
         var count = _batchUnsupported ? ReadOneByOne() : ReadBatched();
         var clients = _readClients.AsSpan(0, count).ToArray();
         var slots = _readSlots.AsSpan(0, count * _slots).ToArray();
-        var totals = ReadAggregate(BpfConstants.AggTotal);
-        var overflow = ReadAggregate(BpfConstants.AggOverflow);
+        var totals = Floored(ReadAggregate(BpfConstants.AggTotal), _totalsShown);
+        var overflow = Floored(ReadAggregate(BpfConstants.AggOverflow), _overflowShown);
         // `pending` after `clients`: see PendingMerge for why that order.
-        var unconfirmed = _merge.Merge(_generation, clients, slots, _pending.Read(), ReadAggregate(BpfConstants.AggUnconfirmed));
+        var unconfirmed = _merge.Merge(_generation, clients, slots, _pending.Read(),
+            Floored(ReadAggregate(BpfConstants.AggUnconfirmed), _unconfirmedShown));
         return new CounterSnapshot(_classes, _generation, _time.GetUtcNow(), clients, slots, totals, overflow) { Unconfirmed = unconfirmed };
     }
 
@@ -176,6 +184,15 @@ internal sealed class CounterReader : ICounterSource, IDisposable
             for (var s = 0; s < _slots; s++)
                 into[s] = new Traffic(into[s].Bytes + counters[s].Bytes, into[s].Packets + counters[s].Packets);
         }
+    }
+
+    /// <summary>An aggregate never below what it showed: the kernel takes qdisc-dropped frames off
+    /// it (bpf/qdiscdrops.h), possibly after a read showed them (see PendingMerge).</summary>
+    private static Traffic[] Floored(Traffic[] now, Traffic[] shown)
+    {
+        PendingMerge.Floor(now, shown);
+        now.CopyTo(shown, 0);
+        return now;
     }
 
     private Traffic[] ReadAggregate(int index)

@@ -6,15 +6,17 @@ namespace SiaExporter.Counters;
 /// <para>The kernel moves a client's pending counters into its `clients` entry (at confirmation on
 /// the confirming CPU, later on the others), and the two maps are read one after the other: a move
 /// between the two reads is seen in neither. `clients` is read first, so a read can only come out
-/// lower than the truth, never higher. A client that had pending traffic merged in the last read is
-/// therefore shown as the maximum of what it reads now and what it showed then, which hides such a
-/// dip and never shows more than was counted. Other clients' values are their entries, which only
-/// grow. A client absent from a read lost its entry (evicted): its memory goes with it.</para>
+/// lower than the truth, never higher. The kernel also takes a frame a shaping qdisc dropped off
+/// the entry it was counted on (bpf/qdiscdrops.h), after a read may have shown it. Every client is
+/// therefore shown as the maximum of what it reads now and what it showed at the last read, which
+/// hides such a dip; the next traffic absorbs it. Sums are compared as signed values: a read that
+/// sees a drop on one CPU before the count on another sums "below zero" (wrapped), and shows the
+/// floor. A client absent from a read lost its entry (evicted): its memory goes with it.</para>
 /// Not thread-safe: one per reader.
 /// </summary>
 public sealed class PendingMerge(int slots)
 {
-    /// <summary>What clients with merged pending traffic showed at the last read.</summary>
+    /// <summary>What each client showed at the last read.</summary>
     private Dictionary<ClientAddress, Traffic[]> _shown = new();
     private MapGeneration? _generation;
 
@@ -36,20 +38,23 @@ public sealed class PendingMerge(int slots)
             byAddress[p.Address] = (sum.Slots, sum.Count + 1);
         }
 
-        var shown = new Dictionary<ClientAddress, Traffic[]>();
-        if (byAddress.Count > 0 || _shown.Count > 0)
+        var shown = new Dictionary<ClientAddress, Traffic[]>(clients.Length);
+        for (var i = 0; i < clients.Length; i++)
         {
-            for (var i = 0; i < clients.Length; i++)
+            var now = clientSlots.AsSpan(i * slots, slots);
+            if (byAddress.Remove(clients[i], out var extra))
+                for (var s = 0; s < slots; s++) now[s] += extra.Slots[s];
+            if (_shown.Remove(clients[i], out var before))
             {
-                var merged = byAddress.Remove(clients[i], out var extra);
-                var tracked = _shown.TryGetValue(clients[i], out var before);
-                if (!merged && !tracked) continue;
-                var now = clientSlots.AsSpan(i * slots, slots);
-                if (merged)
-                    for (var s = 0; s < slots; s++) now[s] += extra.Slots[s];
-                if (tracked) Floor(now, before!);
-                if (merged) shown[clients[i]] = now.ToArray();
+                Floor(now, before);
+                now.CopyTo(before); // reuse the array
             }
+            else
+            {
+                Floor(now, default);
+                before = now.ToArray();
+            }
+            shown[clients[i]] = before;
         }
         _shown = shown;
 
@@ -60,6 +65,7 @@ public sealed class PendingMerge(int slots)
             sources += rest.Count;
             for (var s = 0; s < slots; s++) held[s] += rest.Slots[s];
         }
+        Floor(held, default);
         return new UnconfirmedTraffic(sources, held, evicted);
     }
 
@@ -70,13 +76,20 @@ public sealed class PendingMerge(int slots)
         foreach (var p in released)
             if (p.Address == client)
                 for (var s = 0; s < slots; s++) deleted[s] += p.Slots[s];
-        if (_shown.Remove(client, out var before)) Floor(deleted, before);
+        Floor(deleted, _shown.Remove(client, out var before) ? before : default);
         return deleted;
     }
 
-    private static void Floor(Span<Traffic> now, ReadOnlySpan<Traffic> before)
+    /// <summary>Raises each value of <paramref name="now"/> to <paramref name="before"/> (empty: zero),
+    /// comparing as signed 64-bit values (real counters stay far below 2^63).</summary>
+    public static void Floor(Span<Traffic> now, ReadOnlySpan<Traffic> before)
     {
         for (var s = 0; s < now.Length; s++)
-            now[s] = new Traffic(Math.Max(now[s].Bytes, before[s].Bytes), Math.Max(now[s].Packets, before[s].Packets));
+        {
+            var b = before.IsEmpty ? Traffic.Zero : before[s];
+            now[s] = new Traffic(
+                (long)now[s].Bytes < (long)b.Bytes ? b.Bytes : now[s].Bytes,
+                (long)now[s].Packets < (long)b.Packets ? b.Packets : now[s].Packets);
+        }
     }
 }

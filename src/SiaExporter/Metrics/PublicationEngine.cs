@@ -123,9 +123,11 @@ internal static class PublicationEngine
                 continue;
             }
             var slots = snapshot.SlotsOf(index);
+            // Only a down lane that went lower means a new entry: up lanes go lower when the kernel
+            // takes qdisc-dropped frames off them (CounterGrowth), and then hold.
             var restarted = false;
             for (var l = 0; l < lanes && !restarted && entriesRestartOnDrop; l++)
-                restarted = Lane(slots, l) < member.Kernel[l];
+                restarted = (l >> 1 & 1) == (int)Direction.Down && Lane(slots, l) < member.Kernel[l];
             if (restarted && !allowStructural) continue; // frozen until the state can be written
             structural |= restarted;
             var changed = false;
@@ -135,7 +137,7 @@ internal static class PublicationEngine
                 // An entry that does not restart on a drop (a subnet losing a member) is re-based:
                 // a lane that went down grows by nothing this time.
                 var growth = restarted ? k : k > member.Kernel[l] ? k - member.Kernel[l] : 0;
-                member.Kernel[l] = k;
+                member.Kernel[l] = restarted || !entriesRestartOnDrop ? k : Math.Max(k, member.Kernel[l]);
                 member.Pending[l] += growth;
                 changed |= growth != 0;
             }

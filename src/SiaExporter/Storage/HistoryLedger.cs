@@ -182,7 +182,7 @@ public sealed class HistoryLedger
                 if (_resync.Count > 0 && _resync.Remove(state.Ip)) slots.CopyTo(state.Base);
             }
             state.Seen = epoch;
-            if (AddDelta(slots, state.Base, pending, state.Ip))
+            if (AddDelta(slots, state.Base, pending, state.Ip, CounterGrowth.Restarted(slots, state.Base)))
             {
                 _baselineDirty.Add(clients[i]);
                 changed++;
@@ -207,7 +207,7 @@ public sealed class HistoryLedger
             snapshot.Totals.CopyTo(_totalsBase);
             AggregatesChanged = true;
         }
-        if (AddDelta(snapshot.Overflow, _overflowBase, pending, HistorySchema.OverflowClient))
+        if (AddDelta(snapshot.Overflow, _overflowBase, pending, HistorySchema.OverflowClient, restarted: false))
         {
             AggregatesChanged = true;
             changed++;
@@ -216,8 +216,8 @@ public sealed class HistoryLedger
         {
             var current = snapshot.Totals[s];
             if (current == _totalsBase[s]) continue;
-            pending.Host[s] += current.Since(_totalsBase[s]);
-            _totalsBase[s] = current;
+            pending.Host[s] += CounterGrowth.Growth(current, _totalsBase[s], restarted: false);
+            _totalsBase[s] = CounterGrowth.Next(current, _totalsBase[s], restarted: false);
             AggregatesChanged = true;
         }
         return changed;
@@ -300,9 +300,10 @@ public sealed class HistoryLedger
                 _baselineDeleted.Add(ip);
             }
             Traffic[]? delta = null;
+            var restarted = baseline.Length == 0 || CounterGrowth.Restarted(e.FinalSlots, baseline);
             for (var s = 0; s < _slotCount; s++)
             {
-                var d = e.FinalSlots[s].Since(baseline.Length > 0 ? baseline[s] : Traffic.Zero);
+                var d = CounterGrowth.Growth(e.FinalSlots[s], baseline.Length > 0 ? baseline[s] : Traffic.Zero, restarted);
                 if (d.IsZero) continue;
                 delta ??= pending.Client(ip, _slotCount);
                 delta[s] += d;
@@ -368,17 +369,18 @@ public sealed class HistoryLedger
         RewriteBaseline = false;
     }
 
-    /// <summary>Adds current − baseline to the pending row of <paramref name="ip"/> and moves the
-    /// baseline; true when the baseline moved.</summary>
-    private bool AddDelta(ReadOnlySpan<Traffic> current, Traffic[] baseline, PendingBucket pending, string ip)
+    /// <summary>Adds the growth of current over the baseline (<see cref="CounterGrowth"/>) to the pending
+    /// row of <paramref name="ip"/> and moves the baseline; true when the baseline moved.</summary>
+    private bool AddDelta(ReadOnlySpan<Traffic> current, Traffic[] baseline, PendingBucket pending, string ip, bool restarted)
     {
         var moved = false;
         Traffic[]? row = null;
         for (var s = 0; s < current.Length; s++)
         {
-            if (current[s] == baseline[s]) continue;
-            var delta = current[s].Since(baseline[s]);
-            baseline[s] = current[s];
+            var next = CounterGrowth.Next(current[s], baseline[s], restarted);
+            if (next == baseline[s]) continue;
+            var delta = CounterGrowth.Growth(current[s], baseline[s], restarted);
+            baseline[s] = next;
             moved = true;
             if (delta.IsZero) continue;
             row ??= pending.Client(ip, _slotCount);

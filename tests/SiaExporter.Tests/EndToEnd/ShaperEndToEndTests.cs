@@ -11,15 +11,16 @@ namespace SiaExporter.Tests.EndToEnd;
 
 /// <summary>
 /// A shaping qdisc that drops: a tbf of 10 Mbit/s on the host end, UDP blasted from 9984 and TCP
-/// served from 9981 through it. tc_egress counts before the qdisc; qdisc_drop counts what the tbf
-/// then dropped of it. Checked against a capture beyond the qdisc (on the namespace end): per
-/// class, counted up − qdisc drops equals what arrived, to the byte and the packet.
+/// served from 9981 through it. tc_egress counts before the qdisc; qdisc_drop takes what the tbf
+/// then dropped off the client it was counted on and off the host totals, and counts it in the
+/// drop self-metric. Checked against a capture beyond the qdisc (on the namespace end): per
+/// client and class, and in the host totals, up equals what arrived, to the byte and the packet.
 /// </summary>
 [Trait("Category", "EndToEnd")]
 public sealed class ShaperEndToEndTests(ITestOutputHelper output)
 {
     [KernelFact]
-    public void Up_minus_the_qdisc_drops_is_what_left_the_host()
+    public void Up_per_client_and_in_the_totals_is_what_left_the_host_not_what_the_qdisc_dropped()
     {
         using var net = TestNetwork.Create(offloads: false);
         using var collector = CollectorUnderTest.Start(net, XdpMode.Generic);
@@ -35,10 +36,14 @@ public sealed class ShaperEndToEndTests(ITestOutputHelper output)
         {
             BlastUdp(net, TimeSpan.FromSeconds(1.5), size: 1000);
             SocketTraffic.TcpInbound(net.InNamespace, net.HostV4, net.ClientV4B, 9981, clientSends: 2_000, hostSends: 1_500_000);
+            // up counts a frame when the qdisc takes it: judge only once the tbf has sent or
+            // dropped everything it holds (its backlog empty), and the capture has seen it.
+            WaitForEmptyQueue(net, TimeSpan.FromSeconds(10));
             Thread.Sleep(300);
             capture.Stop();
         }
-        var counted = IpCaptureTruth.Delta(before, collector.Read());
+        var after = collector.Read();
+        var counted = IpCaptureTruth.Delta(before, after);
         var dropped = drops.Read();
         var arrived = IpCaptureTruth.FromPcap(pcap, [net.HostV4, net.HostV6], PortClassSet.DefaultSet);
         output.WriteLine(Shell.Run("tc", "-s", "qdisc", "show", "dev", net.HostInterface));
@@ -53,23 +58,49 @@ public sealed class ShaperEndToEndTests(ITestOutputHelper output)
         foreach (var portClass in new[] { "9984/udp", "9981/tcp" })
         {
             var slot = PortClassSet.Slot(PortClassSet.DefaultSet.IndexOf(PortClass.Parse(portClass)), Direction.Up);
-            Traffic Sum(Dictionary<(ClientAddress Client, int Slot), Traffic> d) =>
-                d.Where(kv => kv.Key.Slot == slot).Aggregate(Traffic.Zero, (a, kv) => a + kv.Value);
-            var up = Sum(counted);
             var gone = new Traffic(dropped[slot].Bytes - dropsBefore[slot].Bytes, dropped[slot].Packets - dropsBefore[slot].Packets);
-            var left = Sum(arrived);
-            output.WriteLine($"{portClass} up: counted {up.Bytes} B / {up.Packets} p, qdisc dropped {gone.Bytes} B / {gone.Packets} p, " +
-                $"arrived {left.Bytes} B / {left.Packets} p; up alone is {(double)up.Bytes / left.Bytes:0.00}× what left");
-            var missing = (long)up.Packets - (long)gone.Packets - (long)left.Packets;
-            if (missing > 0 && (long)up.Bytes - (long)gone.Bytes > (long)left.Bytes) unseen += missing;
-            else if (up.Bytes - gone.Bytes != left.Bytes || up.Packets - gone.Packets != left.Packets)
-                problems.Add($"{portClass}: counted − dropped = {up.Bytes - gone.Bytes} B / {up.Packets - gone.Packets} p, arrived {left.Bytes} B / {left.Packets} p");
+            var host = after.Totals[slot].Since(before.Totals[slot]);
+            var clients = counted.Where(kv => kv.Key.Slot == slot).Select(kv => kv.Key.Client)
+                .Union(arrived.Where(kv => kv.Key.Slot == slot).Select(kv => kv.Key.Client));
+            var left = Traffic.Zero;
+            foreach (var client in clients)
+            {
+                var up = counted.GetValueOrDefault((client, slot));
+                var truth = arrived.GetValueOrDefault((client, slot));
+                left += truth;
+                output.WriteLine($"{portClass} up {client}: {up.Bytes} B / {up.Packets} p, arrived {truth.Bytes} B / {truth.Packets} p");
+                var missing = (long)up.Packets - (long)truth.Packets;
+                if (missing > 0 && up.Bytes > truth.Bytes) unseen += missing;
+                else if (up != truth) problems.Add($"{portClass} {client}: up {up.Bytes} B / {up.Packets} p, arrived {truth.Bytes} B / {truth.Packets} p");
+            }
+            output.WriteLine($"{portClass} host up {host.Bytes} B / {host.Packets} p, arrived {left.Bytes} B / {left.Packets} p, " +
+                $"qdisc dropped {gone.Bytes} B / {gone.Packets} p (counted before the qdisc: {(double)(host.Bytes + gone.Bytes) / left.Bytes:0.00}× what left)");
+            if (host.Packets < left.Packets || (host.Packets == left.Packets && host.Bytes != left.Bytes) || host.Packets - left.Packets > (ulong)linkDrops)
+                problems.Add($"{portClass} host totals: up {host.Bytes} B / {host.Packets} p, arrived {left.Bytes} B / {left.Packets} p");
             if (portClass == "9984/udp" && gone.Packets == 0) problems.Add("the tbf dropped no UDP: the test shaped nothing");
         }
         if (unseen > linkDrops)
             problems.Add($"{unseen} counted frames neither dropped by the qdisc nor captured, and the veth dropped only {linkDrops}");
         Assert.True(problems.Count == 0, string.Join('\n', problems) + $"\n(pcap {pcap})");
         File.Delete(pcap);
+    }
+
+    /// <summary>Waits until the root qdisc of the host end holds no packet (tc's "backlog 0b 0p").</summary>
+    private void WaitForEmptyQueue(TestNetwork net, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            var stats = Shell.Run("tc", "-s", "qdisc", "show", "dev", net.HostInterface);
+            var backlog = System.Text.RegularExpressions.Regex.Match(stats, @"backlog (\S+) (\d+)p");
+            if (backlog.Success && backlog.Groups[2].Value == "0") return;
+            if (clock.Elapsed > timeout)
+            {
+                output.WriteLine($"the tbf still holds {backlog.Value} after {timeout.TotalSeconds} s");
+                return;
+            }
+            Thread.Sleep(50);
+        }
     }
 
     /// <summary>Frames the host end of the veth dropped after the qdisc handed them over.</summary>

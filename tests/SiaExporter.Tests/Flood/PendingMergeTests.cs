@@ -74,6 +74,31 @@ public sealed class PendingMergeTests
     }
 
     [Fact]
+    public void A_qdisc_drop_taken_off_after_a_read_showed_it_holds_the_client_until_it_grows_past()
+    {
+        var merge = new PendingMerge(Slots);
+        merge.Merge(Generation, [A], T(0, 1000), [], T(0, 0));
+        var dipped = T(0, 960); // 40 bytes the qdisc dropped after the read, taken off
+        merge.Merge(Generation, [A], dipped, [], T(0, 0));
+        Assert.Equal(1000UL, dipped[1].Bytes);
+        var grown = T(0, 1010);
+        merge.Merge(Generation, [A], grown, [], T(0, 0));
+        Assert.Equal(1010UL, grown[1].Bytes);
+    }
+
+    [Fact]
+    public void A_sum_below_zero_from_a_drop_read_before_its_count_shows_the_floor_not_a_wrapped_value()
+    {
+        var merge = new PendingMerge(Slots);
+        // One CPU's count not read yet, another CPU's drop read: the per-CPU sum wraps below zero.
+        Traffic[] wrapped = [Traffic.Zero, new(unchecked(0UL - 1514), unchecked(0UL - 1))];
+        merge.Merge(Generation, [A], wrapped, [], T(0, 0));
+        Assert.Equal(Traffic.Zero, wrapped[1]);
+        var unconfirmed = merge.Merge(Generation, [B], T(0, 0), [new PendingSlot(Spoofed, [Traffic.Zero, new(unchecked(0UL - 100), unchecked(0UL - 1))])], T(0, 0));
+        Assert.Equal(Traffic.Zero, unconfirmed.Held[1]);
+    }
+
+    [Fact]
     public void A_new_map_generation_forgets_what_clients_showed()
     {
         var merge = new PendingMerge(Slots);

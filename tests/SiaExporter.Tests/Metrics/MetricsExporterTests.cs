@@ -226,6 +226,32 @@ public sealed class MetricsExporterTests
     }
 
     [Fact]
+    public async Task Up_taken_off_for_a_qdisc_drop_after_it_was_served_is_not_a_restarted_entry_across_a_restart()
+    {
+        using var dir = new TempDir();
+        var kernel = new KernelModel();
+        var first = Exporter(kernel, dir.Path);
+        kernel.Add(A, 0, 200, 2);
+        kernel.Add(A, 1, 1000, 10); // slot 1: 9981/tcp up
+        var last = await Scrape(first);
+        Assert.Equal(1000, Client(last, "192.0.2.1", slot: 1));
+        kernel.TakeOff(A, 1, 40, 1); // the qdisc dropped a frame already served
+        Assert.Equal(1000, Client(await Scrape(first), "192.0.2.1", slot: 1));
+        await first.StateSaver.StopAsync(CancellationToken.None);
+        await first.SubnetStateSaver!.StopAsync(CancellationToken.None);
+
+        // A restarted daemon reads the entry lower than its saved state: its down lane says it is the same entry.
+        var second = Exporter(kernel, dir.Path);
+        var e = await Scrape(second);
+        PublicationPropertyTests.CheckNothingWentDown(last, e, "restart after a drop");
+        Assert.Equal(1000, Client(e, "192.0.2.1", slot: 1));
+        Assert.Equal(200, Client(e, "192.0.2.1", slot: 0));
+        kernel.Add(A, 1, 50, 1);
+        e = await Scrape(second);
+        Assert.Equal(1010, Client(e, "192.0.2.1", slot: 1)); // only the growth past what it showed
+    }
+
+    [Fact]
     public async Task Maps_recreated_under_a_running_exporter_carry_on_without_going_down()
     {
         using var dir = new TempDir();

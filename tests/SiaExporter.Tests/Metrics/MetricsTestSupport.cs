@@ -37,6 +37,15 @@ internal sealed class KernelModel
         _lastChanged[client] = Now;
     }
 
+    /// <summary>What bpf/qdiscdrops.h does for a frame a qdisc dropped after it was counted: takes it
+    /// off the client's entry and the host totals (a read may have shown it already).</summary>
+    public void TakeOff(ClientAddress client, int slot, ulong bytes, ulong packets)
+    {
+        var e = _entries[client];
+        e[slot] = new Traffic(e[slot].Bytes - bytes, e[slot].Packets - packets);
+        _totals[slot] = new Traffic(_totals[slot].Bytes - bytes, _totals[slot].Packets - packets);
+    }
+
     /// <summary>Traffic of a client that found the map full: in the totals only.</summary>
     public void AddOverflow(int slot, ulong bytes, ulong packets)
     {

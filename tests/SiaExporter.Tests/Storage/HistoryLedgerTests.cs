@@ -65,6 +65,31 @@ public sealed class HistoryLedgerTests
     }
 
     [Fact]
+    public void Up_taken_off_for_a_qdisc_drop_after_a_flush_holds_and_only_growth_past_it_counts()
+    {
+        var ledger = new HistoryLedger(Ports);
+        ledger.Accumulate(Snap(Gen1, T0, ("10.0.0.1", Slots(0, 0, 100, 1000))), B0);
+        ledger.Committed();
+        // The kernel took 40 dropped bytes off up after the flush (as a restarted daemon reads it too).
+        Assert.Equal(0, ledger.Accumulate(Snap(Gen1, T0.AddMinutes(1), ("10.0.0.1", Slots(0, 0, 100, 960))), B0));
+        Assert.Empty(Bytes(ledger, B0, "10.0.0.1"));
+        Assert.True(ledger.Pending.Single().Value.Host.All(t => t.IsZero));
+        ledger.Accumulate(Snap(Gen1, T0.AddMinutes(2), ("10.0.0.1", Slots(0, 0, 110, 1010))), B0);
+        Assert.Equal([0UL, 0, 10, 10, 0, 0], Bytes(ledger, B0, "10.0.0.1"));
+        Assert.Equal(new Traffic(10, 0), ledger.Pending.Single().Value.Host[3]); // the host total held too
+    }
+
+    [Fact]
+    public void A_down_lane_that_went_lower_is_an_entry_created_again_and_counts_whole()
+    {
+        var ledger = new HistoryLedger(Ports);
+        ledger.Accumulate(Snap(Gen1, T0, ("10.0.0.1", Slots(0, 0, 100, 1000))), B0);
+        ledger.Committed();
+        ledger.Accumulate(Snap(Gen1, T0.AddMinutes(1), ("10.0.0.1", Slots(0, 0, 30, 1200))), B0);
+        Assert.Equal([0UL, 0, 30, 1200, 0, 0], Bytes(ledger, B0, "10.0.0.1"));
+    }
+
+    [Fact]
     public void A_new_map_generation_counts_from_zero_and_rewrites_the_baseline()
     {
         var ledger = new HistoryLedger(Ports);

@@ -101,9 +101,15 @@ public sealed class TrafficHistoryTests : IDisposable
         Assert.True(r.Committed);
         Assert.Equal([0L, 0, 300 + 900, 1000 + 40, 0, 0], _f.TrafficRow(B0, "10.0.0.1"));
         Assert.Equal(Gen2.ToString(), ReadState("generation"));
-        // a decrease within one generation (should not happen) still never goes negative
+        // a down counter lower within one generation: the entry was created again (an eviction a
+        // restart missed), so all of it is new; never negative
         await h.FlushAsync(Snap(Gen2, T0.AddMinutes(2), ("10.0.0.1", Slots(0, 0, 10, 950))));
-        Assert.Equal([0L, 0, 1200 + 50, 1040 + 10, 0, 0], _f.TrafficRow(B0, "10.0.0.1"));
+        Assert.Equal([0L, 0, 1200 + 950, 1040 + 10, 0, 0], _f.TrafficRow(B0, "10.0.0.1"));
+        // an up counter lower alone: frames a qdisc dropped, taken off; it holds until it regrows
+        await h.FlushAsync(Snap(Gen2, T0.AddMinutes(3), ("10.0.0.1", Slots(0, 0, 10, 900))));
+        Assert.Equal([0L, 0, 1200 + 950, 1040 + 10, 0, 0], _f.TrafficRow(B0, "10.0.0.1"));
+        await h.FlushAsync(Snap(Gen2, T0.AddMinutes(4), ("10.0.0.1", Slots(0, 0, 20, 960))));
+        Assert.Equal([0L, 0, 1200 + 950 + 10, 1040 + 10 + 10, 0, 0], _f.TrafficRow(B0, "10.0.0.1"));
     }
 
     [Fact]
