@@ -60,6 +60,23 @@ internal sealed unsafe class BpfMap : BpfDescriptor
     public void Update<TKey>(in TKey key, ReadOnlySpan<byte> value, MapUpdate flags = MapUpdate.Any) where TKey : unmanaged =>
         Update(AsBytes(in key), value, flags);
 
+    /// <summary>Puts <paramref name="program"/> at <paramref name="index"/> of a program array (a tail-call
+    /// target; the element's value is the program's descriptor, which never leaves this room).</summary>
+    public void SetProgram(uint index, BpfProgram program)
+    {
+        var fd = program.DangerousGetHandle().ToInt32();
+        var added = false;
+        try
+        {
+            program.DangerousAddRef(ref added);
+            Update(AsBytes(in index), AsBytes(in fd));
+        }
+        finally
+        {
+            if (added) program.DangerousRelease();
+        }
+    }
+
     /// <summary>Removes <paramref name="key"/> and returns its last value in <paramref name="value"/>.</summary>
     public Errno LookupAndDelete(ReadOnlySpan<byte> key, Span<byte> value)
     {
