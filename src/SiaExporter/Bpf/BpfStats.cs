@@ -28,13 +28,23 @@ internal sealed class BpfStats : IDisposable
         return new ProgramRunStats(name, info.RunTimeNs, info.RunCount);
     }
 
-    /// <summary>xdp_ingress, tc_ingress and tc_egress of the loaded collector.</summary>
-    public static IReadOnlyList<ProgramRunStats> Of(CollectorObject collector) =>
-    [
-        Of(BpfConstants.ProgXdp, collector.XdpIngress),
-        Of(BpfConstants.ProgTcIngress, collector.TcIngress),
-        Of(BpfConstants.ProgTcEgress, collector.TcEgress),
-    ];
+    /// <summary>Every program of the loaded collector: xdp_ingress, tc_ingress, tc_egress, their
+    /// L3 pair (tun, WireGuard, PPP) and qdisc_drop (when the kernel has drop reasons). A program
+    /// attached nowhere shows zero runs. (xdp_rx_vlan is loaded per interface, device-bound, and is
+    /// not in this list.)</summary>
+    public static IReadOnlyList<ProgramRunStats> Of(CollectorObject collector)
+    {
+        List<ProgramRunStats> stats =
+        [
+            Of(BpfConstants.ProgXdp, collector.XdpIngress),
+            Of(BpfConstants.ProgTcIngress, collector.TcIngress),
+            Of(BpfConstants.ProgTcEgress, collector.TcEgress),
+            Of(BpfConstants.ProgTcIngressL3, collector.TcIngressL3),
+            Of(BpfConstants.ProgTcEgressL3, collector.TcEgressL3),
+        ];
+        if (collector.QdiscDrop is { } qdiscDrop) stats.Add(Of(BpfConstants.ProgQdiscDrop, qdiscDrop));
+        return stats;
+    }
 
     public void Dispose() => _enabled.Dispose();
 }

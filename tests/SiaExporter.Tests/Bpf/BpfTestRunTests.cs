@@ -50,6 +50,9 @@ public sealed class BpfTestRunTests
         var run = BpfStats.Of(BpfConstants.ProgXdp, collector.XdpIngress);
         Assert.True(run.RunCount >= 10, $"run_cnt {run.RunCount}");
         Assert.True(run.RunTimeNs > 0);
+        // Every program of the object is listed (this kernel has drop reasons: qdisc_drop loads).
+        Assert.Equal(["xdp_ingress", "tc_ingress", "tc_egress", "tc_ingress_l3", "tc_egress_l3", "qdisc_drop"],
+            BpfStats.Of(collector).Select(s => s.Program));
     }
 
     [KernelFact]
