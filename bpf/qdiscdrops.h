@@ -13,11 +13,12 @@
  * per client and in the host totals, is what left the host.
  *
  * A tracing program cannot use direct packet access: the IP and transport
- * headers are copied with bpf_probe_read_kernel from skb->head at the offsets
- * the stack set (network_header, transport_header), so this works on every
+ * headers are copied with bpf_probe_read_kernel from skb->head from the offset
+ * the stack set (network_header), so this works on every
  * link type. The bytes are the qdisc's own length (qdisc_skb_cb pkt_len, the
  * wire_len tc_egress counted) plus 4 per segment for an offloaded VLAN tag.
- * Not attributed: IPv6 packets with extension headers (fragments included).
+ * IPv6 extension headers are walked as the counting programs walk them, and a
+ * later fragment (v4 or v6) takes its first fragment's class from frag_classes.
  *
  * Taking a frame off: the counters are per-CPU u64 and user space sums them,
  * so adding -bytes on the dropping CPU is exact modulo 2^64 even when another
@@ -45,7 +46,6 @@ struct sk_buff {
 	unsigned char *head;
 	unsigned int end;
 	__u16 network_header;
-	__u16 transport_header;
 	__be16 vlan_proto;
 	char cb[48];
 	struct net_device *dev;
@@ -115,7 +115,7 @@ static __always_inline int sent_confirms(unsigned char *head, __u16 l4_off, __u3
  * The class (+1) of a sent packet, as tc_egress decides it; COLLECTOR_NO_CLASS if none.
  * Fills *out with its destination (the client) and whether it confirms it.
  */
-static __always_inline __u32 class_of_sent(struct sk_buff *skb, unsigned char *head, __u16 nh, struct sent *out)
+static __always_inline __u32 class_of_sent(unsigned char *head, __u16 nh, struct sent *out)
 {
 	__u8 first, l4proto;
 	__u16 l4_off, frag_off = 0;
@@ -147,16 +147,40 @@ static __always_inline __u32 class_of_sent(struct sk_buff *skb, unsigned char *h
 			return fv ? fv->class_plus_one : COLLECTOR_NO_CLASS;
 		}
 	} else if (first >> 4 == 6) {
+		__u8 h[8];
+
 		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh))
 			return COLLECTOR_NO_CLASS;
-		l4proto = ip6.nexthdr; /* extension headers: transport_header is past them */
 		put_addr((__u32 *)out->key.addr, &ip6.daddr, 1);
-		l4_off = BPF_CORE_READ(skb, transport_header);
-		if (l4_off == (__u16)~0U)
-			l4_off = nh + sizeof(ip6);
-		/* extension headers in front (a fragment, hop-by-hop): not attributed */
-		if (l4proto != IPPROTO_TCP && l4proto != IPPROTO_UDP)
-			return COLLECTOR_NO_CLASS;
+		out->confirming = 0;
+		l4proto = ip6.nexthdr;
+		l4_off = nh + sizeof(ip6);
+		/* Extension headers, walked as parse_ipv6_ext walks them (same bound). */
+		for (int i = 0; i < COLLECTOR_MAX_IPV6_EXT_HEADERS; i++) {
+			if (!is_ipv6_ext(l4proto))
+				break;
+			if (bpf_probe_read_kernel(h, sizeof(h), head + l4_off))
+				return COLLECTOR_NO_CLASS;
+			if (l4proto == NEXTHDR_FRAGMENT) {
+				if (bpf_ntohs(*(__be16 *)(h + 2)) & IPV6_FRAG_OFFSET) {
+					/* a later fragment: the first one's class */
+					struct frag_value *fv;
+
+					put_addr((__u32 *)fk.saddr, &ip6.saddr, 1);
+					put_addr((__u32 *)fk.daddr, &ip6.daddr, 1);
+					fk.id = bpf_ntohl(*(__be32 *)(h + 4));
+					fk.proto = h[0];
+					fv = bpf_map_lookup_elem(&frag_classes, &fk);
+					return fv ? fv->class_plus_one : COLLECTOR_NO_CLASS;
+				}
+				l4_off += 8;
+			} else if (l4proto == NEXTHDR_AUTH) {
+				l4_off += ((__u16)h[1] + 2) * 4;
+			} else {
+				l4_off += ((__u16)h[1] + 1) * 8;
+			}
+			l4proto = h[0];
+		}
 	} else {
 		return COLLECTOR_NO_CLASS;
 	}
@@ -231,7 +255,7 @@ int BPF_PROG(qdisc_drop, struct sk_buff *skb, void *location, enum skb_drop_reas
 	if (!bpf_map_lookup_elem(&counted_ifindex, &ifindex))
 		return 0;
 	head = BPF_CORE_READ(skb, head);
-	cls = class_of_sent(skb, head, BPF_CORE_READ(skb, network_header), &sent);
+	cls = class_of_sent(head, BPF_CORE_READ(skb, network_header), &sent);
 	if (cls == COLLECTOR_NO_CLASS)
 		return 0;
 	slot = (cls - 1) * COLLECTOR_DIRECTIONS + COLLECTOR_DIR_UP;

@@ -11,7 +11,7 @@ namespace SiaExporter.Tests.EndToEnd;
 
 /// <summary>
 /// A shaping qdisc that drops: a tbf of 10 Mbit/s on the host end, UDP blasted from 9984 and TCP
-/// served from 9981 through it. tc_egress counts before the qdisc; qdisc_drop takes what the tbf
+/// served from 9981 through it, and fragmented IPv6 UDP. tc_egress counts before the qdisc; qdisc_drop takes what the tbf
 /// then dropped off the client it was counted on and off the host totals, and counts it in the
 /// drop self-metric. Checked against a capture beyond the qdisc (on the namespace end): per
 /// client and class, and in the host totals, up equals what arrived, to the byte and the packet.
@@ -34,7 +34,10 @@ public sealed class ShaperEndToEndTests(ITestOutputHelper output)
         var pcap = Path.Combine(Path.GetTempPath(), $"{net.Name}-tbf.pcap");
         using (var capture = PacketCapture.Start(net, pcap))
         {
-            BlastUdp(net, TimeSpan.FromSeconds(1.5), size: 1000);
+            BlastUdp(net, net.HostV4, net.ClientV4A, TimeSpan.FromSeconds(1.5), size: 1000);
+            // IPv6 datagrams of 3000 B leave as fragments (a fragment header, later fragments
+            // without a UDP header): each dropped one is taken off too.
+            BlastUdp(net, net.HostV6, net.ClientV6, TimeSpan.FromSeconds(0.7), size: 3000);
             SocketTraffic.TcpInbound(net.InNamespace, net.HostV4, net.ClientV4B, 9981, clientSends: 2_000, hostSends: 1_500_000);
             // up counts a frame when the qdisc takes it: judge only once the tbf has sent or
             // dropped everything it holds (its backlog empty), and the capture has seen it.
@@ -78,6 +81,8 @@ public sealed class ShaperEndToEndTests(ITestOutputHelper output)
             if (host.Packets < left.Packets || (host.Packets == left.Packets && host.Bytes != left.Bytes) || host.Packets - left.Packets > (ulong)linkDrops)
                 problems.Add($"{portClass} host totals: up {host.Bytes} B / {host.Packets} p, arrived {left.Bytes} B / {left.Packets} p");
             if (portClass == "9984/udp" && gone.Packets == 0) problems.Add("the tbf dropped no UDP: the test shaped nothing");
+            if (portClass == "9984/udp" && !counted.Keys.Any(k => k.Slot == slot && k.Client.ToString().Contains(':')))
+                problems.Add("no IPv6 UDP was counted: the fragmented IPv6 blast did not run");
         }
         if (unseen > linkDrops)
             problems.Add($"{unseen} counted frames neither dropped by the qdisc nor captured, and the veth dropped only {linkDrops}");
@@ -108,17 +113,17 @@ public sealed class ShaperEndToEndTests(ITestOutputHelper output)
         long.Parse(File.ReadAllText($"/sys/class/net/{net.HostInterface}/statistics/tx_dropped").Trim(), System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>UDP from the host's 9984 to a reader in the namespace, as fast as the socket takes it.</summary>
-    private static void BlastUdp(TestNetwork net, TimeSpan duration, int size)
+    private static void BlastUdp(TestNetwork net, IPAddress host, IPAddress client, TimeSpan duration, int size)
     {
         using var reader = net.InNamespace.Run(() =>
         {
-            var s = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-            s.Bind(new IPEndPoint(net.ClientV4A, 40000));
+            var s = new Socket(client.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
+            s.Bind(new IPEndPoint(client, 40000));
             return s;
         });
         var reading = Task.Run(() =>
         {
-            var buffer = new byte[2048];
+            var buffer = new byte[65536];
             try
             {
                 while (true) reader.Receive(buffer);
@@ -126,10 +131,10 @@ public sealed class ShaperEndToEndTests(ITestOutputHelper output)
             catch (SocketException) { }
             catch (ObjectDisposedException) { }
         });
-        using var sender = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        sender.Bind(new IPEndPoint(net.HostV4, 9984));
+        using var sender = new Socket(host.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
+        sender.Bind(new IPEndPoint(host, 9984));
         var payload = new byte[size];
-        var target = new IPEndPoint(net.ClientV4A, 40000);
+        var target = new IPEndPoint(client, 40000);
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed < duration) sender.SendTo(payload, target);
         Thread.Sleep(200); // the tbf drains its queue
