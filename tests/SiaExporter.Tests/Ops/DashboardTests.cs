@@ -25,6 +25,7 @@ public sealed partial class DashboardTests(ITestOutputHelper output)
         "sia_exporter_scrape_duration_seconds", "sia_exporter_bpf_run_time_seconds_total", "sia_exporter_bpf_runs_total", "up",
         "sia_exporter_unconfirmed_sources", "sia_exporter_unconfirmed_evicted_packets_total", "sia_exporter_unconfirmed_evicted_bytes_total",
         "sia_traffic_subnet_bytes_total", "sia_client_info", "sia_exporter_hostd_api_up",
+        "sia_exporter_qdisc_dropped_bytes_total", "sia_exporter_qdisc_dropped_packets_total",
     ];
 
     [GeneratedRegex(@"^\s*-\s*record:\s*(\S+)", RegexOptions.Multiline)]
@@ -238,6 +239,10 @@ public sealed partial class DashboardTests(ITestOutputHelper output)
             sb.Append("sia_exporter_unconfirmed_sources 12\n");
             Family("sia_exporter_unconfirmed_evicted_packets_total", "counter", "Frames of unconfirmed sources evicted from the pending table.");
             sb.Append($"sia_exporter_unconfirmed_evicted_packets_total {F(Math.Floor(t * 3))}\n");
+            Family("sia_exporter_qdisc_dropped_bytes_total", "counter", "Up bytes a qdisc dropped after they were counted.");
+            sb.Append($"sia_exporter_qdisc_dropped_bytes_total{{port=\"9984\",proto=\"udp\"}} {F(Math.Floor(t * 1500))}\n");
+            Family("sia_exporter_qdisc_dropped_packets_total", "counter", "Up frames a qdisc dropped after they were counted.");
+            sb.Append($"sia_exporter_qdisc_dropped_packets_total{{port=\"9984\",proto=\"udp\"}} {F(Math.Floor(t))}\n");
             Family("sia_exporter_bpf_attached", "gauge", "1 when the program is attached.");
             sb.Append("sia_exporter_bpf_attached{interface=\"lo\",hook=\"xdp\"} 1\nsia_exporter_bpf_attached{interface=\"lo\",hook=\"tc_egress\"} 1\n");
             Family("sia_exporter_build_info", "gauge", "Version and hostname.");
