@@ -64,6 +64,7 @@ enum skb_drop_reason {
 	SKB_DROP_REASON_FQ_BAND_LIMIT,
 	SKB_DROP_REASON_FQ_HORIZON_LIMIT,
 	SKB_DROP_REASON_FQ_FLOW_LIMIT,
+	SKB_DROP_REASON_DUALPI2_STEP_DROP,
 };
 
 /* The interfaces the daemon counts: key ifindex, value 1 (written by the loader). */
@@ -82,7 +83,7 @@ struct {
 	__uint(max_entries, 1);
 } qdisc_drops SEC(".maps");
 
-/* Reasons the kernel names exist only from 6.16 on; a missing one never matches. */
+/* Most reasons exist only from 6.16 on (DUALPI2_STEP_DROP from 6.17); a missing one never matches. */
 #define QDISC_REASON(r) \
 	(bpf_core_enum_value_exists(enum skb_drop_reason, r) && reason == bpf_core_enum_value(enum skb_drop_reason, r))
 
@@ -91,7 +92,7 @@ static __always_inline int is_qdisc_drop(__u32 reason)
 	return QDISC_REASON(SKB_DROP_REASON_QDISC_DROP) || QDISC_REASON(SKB_DROP_REASON_QDISC_OVERLIMIT) ||
 	       QDISC_REASON(SKB_DROP_REASON_QDISC_CONGESTED) || QDISC_REASON(SKB_DROP_REASON_CAKE_FLOOD) ||
 	       QDISC_REASON(SKB_DROP_REASON_FQ_BAND_LIMIT) || QDISC_REASON(SKB_DROP_REASON_FQ_HORIZON_LIMIT) ||
-	       QDISC_REASON(SKB_DROP_REASON_FQ_FLOW_LIMIT);
+	       QDISC_REASON(SKB_DROP_REASON_FQ_FLOW_LIMIT) || QDISC_REASON(SKB_DROP_REASON_DUALPI2_STEP_DROP);
 }
 
 /* What qdisc_drop needs of a sent packet: its remote address and whether tc_egress took it as a confirmation. */
