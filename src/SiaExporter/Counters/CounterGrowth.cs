@@ -9,19 +9,38 @@ namespace SiaExporter.Counters;
 /// <item>the kernel took frames a shaping qdisc dropped off its <b>up</b> counters after they were
 /// accounted for (bpf/qdiscdrops.h): nothing is new until the lane passes the baseline again.</item>
 /// </list>
-/// Down counters are never taken off, so only a down lane that went lower means a new entry. Aggregates
-/// (host totals, overflow) live as long as the map generation: they never restart, they only hold.
+/// Down counters are never taken off, so a down lane that went lower means a new entry, and up lanes
+/// that went lower alone are held. An entry without down traffic has nothing to tell the two apart:
+/// there any lower lane means a new entry, as it always did. (In the kernel every client entry has
+/// down traffic: the frames its confirmation answered.) Aggregates (host totals, overflow) live as
+/// long as the map generation: they never restart, they only hold.
 /// </summary>
 public static class CounterGrowth
 {
-    /// <summary>True when a down slot of <paramref name="now"/> is below <paramref name="baseline"/>:
-    /// the entry was created again.</summary>
+    /// <summary>True when the entry behind <paramref name="now"/> was created again since
+    /// <paramref name="baseline"/> (see the class).</summary>
     public static bool Restarted(ReadOnlySpan<Traffic> now, ReadOnlySpan<Traffic> baseline)
     {
-        for (var s = (int)Direction.Down; s < now.Length && s < baseline.Length; s += 2)
-            if (now[s].Bytes < baseline[s].Bytes || now[s].Packets < baseline[s].Packets)
-                return true;
-        return false;
+        bool anyLower = false, downSeen = false, downLower = false;
+        for (var s = 0; s < now.Length && s < baseline.Length; s++)
+        {
+            var lower = now[s].Bytes < baseline[s].Bytes || now[s].Packets < baseline[s].Packets;
+            anyLower |= lower;
+            if ((s & 1) != (int)Direction.Down) continue;
+            downSeen |= !baseline[s].IsZero;
+            downLower |= lower;
+        }
+        return downSeen ? downLower : anyLower;
+    }
+
+    /// <summary><see cref="Restarted(ReadOnlySpan{Traffic}, ReadOnlySpan{Traffic})"/> against a baseline kept
+    /// as lanes (bytes, then packets, of each slot in turn), as the publication engine keeps it.</summary>
+    public static bool Restarted(ReadOnlySpan<Traffic> now, ReadOnlySpan<ulong> baselineLanes)
+    {
+        Span<Traffic> baseline = stackalloc Traffic[now.Length];
+        for (var s = 0; s < now.Length && 2 * s + 1 < baselineLanes.Length; s++)
+            baseline[s] = new Traffic(baselineLanes[2 * s], baselineLanes[2 * s + 1]);
+        return Restarted(now, baseline);
     }
 
     /// <summary>What <paramref name="now"/> adds over <paramref name="baseline"/>: all of it for a

@@ -123,11 +123,9 @@ internal static class PublicationEngine
                 continue;
             }
             var slots = snapshot.SlotsOf(index);
-            // Only a down lane that went lower means a new entry: up lanes go lower when the kernel
-            // takes qdisc-dropped frames off them (CounterGrowth), and then hold.
-            var restarted = false;
-            for (var l = 0; l < lanes && !restarted && entriesRestartOnDrop; l++)
-                restarted = (l >> 1 & 1) == (int)Direction.Down && Lane(slots, l) < member.Kernel[l];
+            // Up lanes also go lower when the kernel takes qdisc-dropped frames off them; those
+            // hold. CounterGrowth tells the two apart.
+            var restarted = entriesRestartOnDrop && CounterGrowth.Restarted(slots, member.Kernel);
             if (restarted && !allowStructural) continue; // frozen until the state can be written
             structural |= restarted;
             var changed = false;

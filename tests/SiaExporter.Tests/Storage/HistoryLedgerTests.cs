@@ -90,6 +90,17 @@ public sealed class HistoryLedgerTests
     }
 
     [Fact]
+    public void An_entry_without_down_traffic_that_went_lower_is_created_again_and_counts_whole()
+    {
+        var ledger = new HistoryLedger(Ports);
+        ledger.Accumulate(Snap(Gen1, T0, ("10.0.0.1", Slots(0, 0, 0, 1000))), B0);
+        ledger.Committed();
+        // Nothing tells a qdisc dip from a new entry without down traffic: it is a new entry, as before.
+        ledger.Accumulate(Snap(Gen1, T0.AddMinutes(1), ("10.0.0.1", Slots(0, 0, 0, 300))), B0);
+        Assert.Equal([0UL, 0, 0, 300, 0, 0], Bytes(ledger, B0, "10.0.0.1"));
+    }
+
+    [Fact]
     public void A_new_map_generation_counts_from_zero_and_rewrites_the_baseline()
     {
         var ledger = new HistoryLedger(Ports);
