@@ -113,6 +113,8 @@ bench: bench-bpf bench-scrape bench-sqlite bench-traffic
 PROBE_SRC := $(wildcard bench/probes/*.bpf.c)
 PROBE_OBJ := $(patsubst bench/probes/%.bpf.c,$(BUILD)/probes/%.bpf.o,$(PROBE_SRC))
 probes: $(PROBE_OBJ)
+# flood-xdp.bpf.c is flood-frags-xdp.bpf.c built for a target that is not frags-aware.
+$(BUILD)/probes/flood-xdp.bpf.o: bench/probes/flood-frags-xdp.bpf.c
 $(BUILD)/probes/%.bpf.o: bench/probes/%.bpf.c
 	@mkdir -p $(BUILD)/probes
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
