@@ -16,8 +16,10 @@ namespace SiaExporter.Counters;
 /// </summary>
 public sealed class PendingMerge(int slots)
 {
-    /// <summary>What each client showed at the last read.</summary>
+    /// <summary>What each client showed at the last read; <see cref="_next"/> is filled by the
+    /// read under way, then the two swap (no new dictionary per read).</summary>
     private Dictionary<ClientAddress, Traffic[]> _shown = new();
+    private Dictionary<ClientAddress, Traffic[]> _next = new();
     private MapGeneration? _generation;
 
     /// <summary>Adds to <paramref name="clientSlots"/> (flattened, in place) the pending slots of the
@@ -38,7 +40,8 @@ public sealed class PendingMerge(int slots)
             byAddress[p.Address] = (sum.Slots, sum.Count + 1);
         }
 
-        var shown = new Dictionary<ClientAddress, Traffic[]>(clients.Length);
+        var shown = _next;
+        shown.Clear();
         for (var i = 0; i < clients.Length; i++)
         {
             var now = clientSlots.AsSpan(i * slots, slots);
@@ -56,7 +59,7 @@ public sealed class PendingMerge(int slots)
             }
             shown[clients[i]] = before;
         }
-        _shown = shown;
+        (_shown, _next) = (shown, _shown);
 
         var held = new Traffic[slots];
         var sources = 0;
