@@ -85,10 +85,7 @@ internal sealed class HistoryStatements : IDisposable
         batch.Text(ip);
         batch.Long(port);
         batch.Text(proto);
-        batch.Long((long)up.Bytes);
-        batch.Long((long)down.Bytes);
-        batch.Long((long)up.Packets);
-        batch.Long((long)down.Packets);
+        Counters(batch, up, down);
     }
 
     private static void HostRow(SqliteBatch batch, long bucket, long port, string proto, Traffic up, Traffic down)
@@ -96,6 +93,12 @@ internal sealed class HistoryStatements : IDisposable
         batch.Long(bucket);
         batch.Long(port);
         batch.Text(proto);
+        Counters(batch, up, down);
+    }
+
+    /// <summary>The four counter columns every traffic table ends with, in schema order.</summary>
+    private static void Counters(SqliteBatch batch, Traffic up, Traffic down)
+    {
         batch.Long((long)up.Bytes);
         batch.Long((long)down.Bytes);
         batch.Long((long)up.Packets);
